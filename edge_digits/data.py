@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import os
 import pickle
@@ -148,7 +149,7 @@ class MirrorSource:
                 with urllib.request.urlopen(url, timeout=self.timeout) as resp:
                     expected_len = resp.headers.get("Content-Length")
                     body = resp.read()
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
                 raise SourceError(f"{url}: {exc}") from exc
             if expected_len is not None and len(body) != int(expected_len):
                 raise SourceError(f"{url}: download cut short ({len(body)} of {expected_len} bytes)")

@@ -1,0 +1,34 @@
+# edge-digits: `make demo` runs the main job, `make test` runs the tests.
+# Each creates (once) the virtual environment .venv with every extra installed,
+# and fetches MNIST into .data/ (verified; offline-capable, see edge_digits/data.py).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export EDGE_DIGITS_DATA ?= $(CURDIR)/.data
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+DEMO_OUT ?= out/demo
+
+.PHONY: setup data demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[train,micro,dev]"
+	touch $@
+
+data: setup
+	$(BIN)/edge-digits data fetch
+
+demo: data
+	$(BIN)/edge-digits data info
+	$(BIN)/edge-digits data show --out $(DEMO_OUT)/mnist-grid.png
+
+test: data
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

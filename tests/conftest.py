@@ -1,0 +1,112 @@
+"""Shared fixtures: the real MNIST cache, and small IDX datasets served over loopback HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_digits import data
+from edge_digits.idx import encode_idx
+
+
+@pytest.fixture(scope="session")
+def mnist_cache() -> Path:
+    """The real, verified MNIST cache (fetched once if absent, through the real sources)."""
+    result = data.fetch_mnist()
+    return result.cache_dir
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return data.load_mnist(mnist_cache, fetch=False)
+
+
+@dataclass
+class TinySet:
+    """A made-up MNIST-shaped dataset with its own checksums and label counts."""
+
+    files: dict[str, bytes]
+    sha256: dict[str, str]
+    counts: tuple[int, ...]
+
+
+@pytest.fixture
+def tiny_set() -> TinySet:
+    rng = np.random.default_rng(7)
+    y_test = np.repeat(np.arange(10, dtype=np.uint8), 2)
+    files = {
+        data.TRAIN_IMAGES: encode_idx(rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)),
+        data.TRAIN_LABELS: encode_idx(rng.integers(0, 10, 30).astype(np.uint8)),
+        data.TEST_IMAGES: encode_idx(rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)),
+        data.TEST_LABELS: encode_idx(y_test),
+    }
+    sha = {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
+    return TinySet(files, sha, (2,) * 10)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    routes: dict[str, bytes] = {}
+    truncate: bool = False
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.routes.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if self.truncate else body)
+        self.wfile.flush()
+        if self.truncate:
+            self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@dataclass
+class Mirror:
+    url: str
+    handler: type[_Handler]
+
+
+@pytest.fixture
+def http_mirror(tiny_set: TinySet) -> Iterator[Mirror]:
+    """A loopback HTTP server serving the tiny set as gzip IDX files under /mnist/."""
+    handler = type("Handler", (_Handler,), {
+        "routes": {f"/mnist/{k}.gz": gzip.compress(v) for k, v in tiny_set.files.items()},
+        "truncate": False,
+    })
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Mirror(f"http://127.0.0.1:{server.server_address[1]}/mnist/", handler)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A loopback URL on which nothing listens (the port was bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
