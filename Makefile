@@ -28,7 +28,7 @@ demo: data
 	$(BIN)/edge-digits data show --out $(DEMO_OUT)/mnist-grid.png
 
 test: data
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

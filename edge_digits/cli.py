@@ -104,5 +104,42 @@ def data_show(cache_dir: Path | None, out: Path, split: str, rows: int, cols: in
     click.echo(f"wrote {path}")
 
 
+@main.command("convert")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for model.tflite, model_data.h/.cc, model_ops.h and manifest.json.")
+@click.option("--name", default="model", show_default=True, help="C identifier used to name the arrays.")
+@click.option("--calibration", type=click.IntRange(1), default=500, show_default=True,
+              help="MNIST training images for post-training quantization (Keras/SavedModel input only).")
+@click.option("--verify", type=click.IntRange(0), default=200, show_default=True,
+              help="MNIST test images run through TFLM and the desktop interpreter (0: skip).")
+@click.option("--arena-margin", type=click.FloatRange(0, 10), default=0.10, show_default=True,
+              help="Share added to the measured TFLM arena for the recommended size.")
+@_cache_option
+def convert(model: Path, out: Path, name: str, calibration: int, verify: int, arena_margin: float,
+            cache_dir: Path | None) -> None:
+    """Turn MODEL (.tflite, .keras, .h5 or SavedModel) into an int8 model and C arrays for TFLM."""
+    from edge_digits import convert as conv
+    from edge_digits.data import DataError
+    from edge_digits.tflm import TflmError
+
+    try:
+        result = conv.convert_model(model, out, name=name, calibration=calibration, verify=verify,
+                                    arena_margin=arena_margin, cache_dir=cache_dir)
+    except (conv.ConvertError, TflmError, DataError, ValueError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    m = result.manifest
+    click.echo(f"wrote {', '.join(result.files)} to {result.out_dir}")
+    click.echo(f"model: {m['flatbuffer_bytes']} bytes, sha256 {m['sha256']}")
+    click.echo(f"ops ({len(m['ops'])}): {', '.join(m['ops'])}")
+    click.echo(f"TFLM arena: {m['tflm_arena_bytes']} bytes measured, "
+               f"{m['tflm_arena_recommended_bytes']} recommended (+{m['tflm_arena_margin']:.0%})")
+    v = result.verification
+    if v is not None:
+        click.echo(f"verified on {v.count} MNIST test images: TFLM accuracy {v.tflm_accuracy:.2%}, "
+                   f"{v.desktop_backend} accuracy {v.desktop_accuracy:.2%}, "
+                   f"identical int8 outputs {v.identical_share:.2%} (max difference {v.max_abs_diff})")
+
+
 if __name__ == "__main__":
     main()
