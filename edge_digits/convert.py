@@ -63,6 +63,9 @@ class Verification:
     desktop_backend: str
     identical_share: float
     max_abs_diff: int
+    first_input: list[int] = field(default_factory=list, repr=False)
+    first_output: list[int] = field(default_factory=list, repr=False)
+    first_label: int = -1
 
 
 @dataclass
@@ -252,7 +255,17 @@ def verify_model(model: bytes, count: int, cache_dir: Path | None = None) -> Ver
         desktop_backend=backend,
         identical_share=float(np.mean(same)),
         max_abs_diff=int(diff.max()) if diff.size else 0,
+        first_input=inputs[0].reshape(-1).tolist(),
+        first_output=tflm_out[0].tolist(),
+        first_label=int(y[0]),
     )
+
+
+def _verification_summary(verification: Verification | None) -> dict | None:
+    if verification is None:
+        return None
+    keep = ("count", "tflm_accuracy", "desktop_accuracy", "desktop_backend", "identical_share", "max_abs_diff")
+    return {key: getattr(verification, key) for key in keep}
 
 
 def _recommended_arena(measured: int, margin: float) -> int:
@@ -288,6 +301,9 @@ def convert_model(
     if c_bytes != model:
         raise ConvertError("internal error: the generated C array does not round-trip to the model bytes")
     verification = verify_model(c_bytes, verify, cache_dir) if verify else None
+    if verification is not None:
+        sources["model_test_input.h"] = cgen.sample_input_header(
+            verification.first_input, verification.first_output, verification.first_label, 0)
 
     manifest = {
         "name": name,
@@ -307,7 +323,7 @@ def convert_model(
             "measured by the tflite_micro Python runtime's RecordingMicroAllocator on a 64-bit host; a 32-bit "
             f"microcontroller needs slightly less; the recommended size adds {arena_margin:.0%} and rounds up to 16"
         ),
-        "verification": asdict(verification) if verification else None,
+        "verification": _verification_summary(verification),
         "files": ["model.tflite", *sources, "manifest.json"],
         "edge_digits_version": __version__,
     }

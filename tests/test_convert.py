@@ -56,7 +56,7 @@ def converted(tmp_path_factory, keras_model_file: Path, mnist_cache: Path):
 def test_outputs_and_manifest(converted) -> None:
     out = converted.out_dir
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["model.tflite", "model_data.h", "model_data.cc", "model_ops.h", "manifest.json"])
+        ["model.tflite", "model_data.h", "model_data.cc", "model_ops.h", "model_test_input.h", "manifest.json"])
     manifest = json.loads((out / "manifest.json").read_text())
     model = (out / "model.tflite").read_bytes()
     assert manifest["flatbuffer_bytes"] == len(model)
@@ -184,3 +184,23 @@ def test_tflm_model_predicts_like_its_raw_outputs(converted, mnist) -> None:
     raw = model.invoke_raw(tflm.quantize_images(images, model.input_scale, model.input_zero_point))
     np.testing.assert_array_equal(scores.argmax(axis=1), raw.argmax(axis=1))
     assert np.allclose(scores.sum(axis=1), 1.0, atol=0.05)
+
+
+def test_test_input_header_holds_golden_tflm_outputs(converted, mnist, tmp_path: Path) -> None:
+    out = converted.out_dir
+    model = tflm.TflmModel((out / "model.tflite").read_bytes())
+    x = tflm.quantize_images(mnist[2][:1], model.input_scale, model.input_zero_point)
+    golden = model.invoke_raw(x)[0]
+    text = (out / "model_test_input.h").read_text()
+    assert f"kTestLabel = {int(mnist[3][0])}" in text
+    body = text.split("kTestExpectedOutput[10] = {")[1].split("}")[0]
+    assert [int(v) for v in body.replace(",", " ").split()] == golden.tolist()
+    if shutil.which("g++"):
+        probe = tmp_path / "probe.cc"
+        probe.write_text('#include <cstdio>\n#include "model_test_input.h"\n'
+                         "int main() { long s = 0; for (unsigned i = 0; i < kTestInputBytes; ++i) s += kTestInput[i];"
+                         ' std::printf("%ld\\n", s); return 0; }\n')
+        subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-I", str(out), str(probe),
+                        "-o", str(tmp_path / "probe")], check=True)
+        run = subprocess.run([str(tmp_path / "probe")], capture_output=True, text=True, check=True)
+        assert int(run.stdout) == int(x.astype(np.int64).sum())
