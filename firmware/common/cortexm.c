@@ -1,0 +1,65 @@
+#include "cortexm.h"
+
+static volatile uint32_t systick_wraps;
+static int use_dwt;
+
+void SysTick_Handler(void);
+void SysTick_Handler(void)
+{
+    systick_wraps++;
+}
+
+int cortexm_cycles_init(void)
+{
+    uint32_t before;
+    volatile int spin;
+    DEMCR |= (1u << 24);    /* TRCENA: turn on the DWT */
+    DWT_CYCCNT = 0;
+    DWT_CTRL |= 1u;         /* CYCCNTENA */
+    before = DWT_CYCCNT;
+    for (spin = 0; spin < 100; ++spin) {
+    }
+    use_dwt = DWT_CYCCNT != before;
+    if (!use_dwt) {
+        systick_wraps = 0;
+        SYST_RVR = 0x00FFFFFFu;
+        SYST_CVR = 0;
+        SYST_CSR = 0x7u; /* processor clock, interrupt on wrap, enabled */
+    }
+    return use_dwt;
+}
+
+int cortexm_uses_dwt(void)
+{
+    return use_dwt;
+}
+
+uint32_t cortexm_cycles(void)
+{
+    uint32_t wraps;
+    uint32_t value;
+    if (use_dwt) {
+        return DWT_CYCCNT;
+    }
+    do {
+        wraps = systick_wraps;
+        value = SYST_CVR;
+    } while (wraps != systick_wraps);
+    return (wraps << 24) + (0x00FFFFFFu - value);
+}
+
+uint32_t cortexm_millis(uint32_t clock_hz)
+{
+    static uint32_t last;
+    static uint32_t carry;
+    static uint32_t millis;
+    uint32_t now = cortexm_cycles();
+    uint32_t per_ms = clock_hz / 1000u;
+    carry += now - last;
+    last = now;
+    while (carry >= per_ms) {
+        carry -= per_ms;
+        millis++;
+    }
+    return millis;
+}
