@@ -10,9 +10,22 @@ export EDGE_DIGITS_DATA ?= $(CURDIR)/.data
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 DEMO_OUT ?= out/demo
 
-.PHONY: setup data demo test clean
+# Debian packages: the Cortex-M toolchain and newlib, QEMU for the boards, clang + libFuzzer for the
+# protocol fuzzer, valgrind for instruction counts.
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang libclang-rt-14-dev valgrind
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-setup: $(STAMP)
+.PHONY: setup setup-system data demo test clean
+
+setup: $(STAMP) setup-system
+
+setup-system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
