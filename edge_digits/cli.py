@@ -104,8 +104,75 @@ def data_show(cache_dir: Path | None, out: Path, split: str, rows: int, cols: in
     click.echo(f"wrote {path}")
 
 
+@main.command("train")
+@click.option("--recipe", "recipe_name", required=True,
+              help="A recipe name from training/recipes (standard, micro, seed-cnn, logreg) or a .yaml path.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the models, report.json and plots.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Makes the run repeatable.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT from its last checkpoint.")
+@click.option("--epochs", type=click.IntRange(1, 500), default=None, help="Override the recipe's epochs.")
+@_cache_option
+def train_cmd(recipe_name: str, out: Path, seed: int, resume: bool, epochs: int | None,
+              cache_dir: Path | None) -> None:
+    """Train a recipe: quantization-aware int8 model, float model, report and plots."""
+    from edge_digits.data import DataError, load_mnist
+    from edge_digits.recipe import RecipeError, load_recipe
+
+    try:
+        recipe = load_recipe(recipe_name)
+        data = load_mnist(cache_dir)
+    except (RecipeError, DataError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    from edge_digits.train import train
+
+    result = train(recipe, out, seed=seed, resume=resume, data=data, epochs=epochs)
+    r = result.report
+    acc = r["accuracy"]
+    click.echo(f"wrote {', '.join(result.files)} to {out}")
+    click.echo(f"{recipe.name}: {r['parameters']} parameters, {r['macs']} MACs, int8 .tflite {r['tflite_int8_bytes']} "
+               f"bytes, trained in {r['training_seconds']:.0f} s")
+    qat = f", QAT {acc['qat_keras']:.2%}" if acc.get("qat_keras") is not None else ""
+    click.echo(f"test accuracy: float {acc['float_keras']:.2%}{qat}, int8 TFLite {acc['int8_tflite']:.2%}")
+
+
+@main.command("eval")
+@click.argument("model", required=False)
+@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow", "tflm"]),
+              default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--limit", type=click.IntRange(0, 10000), default=0, help="Only the first N test images (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@_cache_option
+def eval_cmd(model: str | None, backend: str, threads: int, limit: int, as_json: bool,
+             cache_dir: Path | None) -> None:
+    """Accuracy and confusion matrix of MODEL (a .tflite, or standard/micro; default standard) on MNIST test."""
+    import json
+
+    from edge_digits.data import DataError
+    from edge_digits.evaluate import evaluate_tflite
+    from edge_digits.runtime import InferenceError
+    from edge_digits.tflm import TflmError
+
+    path = _resolve_model(model, "standard")
+    try:
+        result = evaluate_tflite(path, backend=backend, threads=threads, limit=limit, cache_dir=cache_dir)
+    except (InferenceError, TflmError, DataError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"model: {result.model}")
+    click.echo(f"backend: {result.backend}, {result.count} MNIST test images in {result.seconds:.2f} s")
+    click.echo(f"accuracy: {result.accuracy:.2%} ({round(result.accuracy * result.count)}/{result.count})")
+    click.echo("confusion (rows: true digit, columns: predicted):")
+    click.echo("     " + "".join(f"{d:>6}" for d in range(10)))
+    for digit, row in enumerate(result.confusion):
+        click.echo(f"{digit:>4} " + "".join(f"{v:>6}" for v in row))
+
+
 @main.command("convert")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for model.tflite, model_data.h/.cc, model_ops.h and manifest.json.")
 @click.option("--name", default="model", show_default=True, help="C identifier used to name the arrays.")
@@ -116,15 +183,15 @@ def data_show(cache_dir: Path | None, out: Path, split: str, rows: int, cols: in
 @click.option("--arena-margin", type=click.FloatRange(0, 10), default=0.10, show_default=True,
               help="Share added to the measured TFLM arena for the recommended size.")
 @_cache_option
-def convert(model: Path, out: Path, name: str, calibration: int, verify: int, arena_margin: float,
+def convert(model: str, out: Path, name: str, calibration: int, verify: int, arena_margin: float,
             cache_dir: Path | None) -> None:
-    """Turn MODEL (.tflite, .keras, .h5 or SavedModel) into an int8 model and C arrays for TFLM."""
+    """Turn MODEL (.tflite, .keras, .h5, SavedModel, or standard/micro) into an int8 model and C arrays for TFLM."""
     from edge_digits import convert as conv
     from edge_digits.data import DataError
     from edge_digits.tflm import TflmError
 
     try:
-        result = conv.convert_model(model, out, name=name, calibration=calibration, verify=verify,
+        result = conv.convert_model(_resolve_model(model, "standard"), out, name=name, calibration=calibration, verify=verify,
                                     arena_margin=arena_margin, cache_dir=cache_dir)
     except (conv.ConvertError, TflmError, DataError, ValueError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
@@ -157,12 +224,13 @@ def _default_fw_out(target: str, board: str | None) -> Path:
     return Path("build") / "firmware" / (board or target)
 
 
-def _resolve_model(model: Path | None, default: str) -> Path:
-    if model is not None:
-        return model
-    from edge_digits.models import bundled_model
+def _resolve_model(model: Path | str | None, default: str) -> Path:
+    from edge_digits.models import ModelNotFound, resolve_model
 
-    return bundled_model(default)
+    try:
+        return resolve_model(model, default)
+    except ModelNotFound as exc:
+        raise EdgeDigitsError(str(exc)) from exc
 
 
 def _build(target: str, model: Path | None, out: Path | None, board: str | None, opt: str):

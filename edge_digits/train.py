@@ -195,7 +195,7 @@ def _fit(model, recipe: Recipe, phase: str, epochs: int, lr: float, train_ds, va
          history: dict[str, list[float]], resume: dict[str, Any], verbose: int, class_weight) -> None:
     """Train one phase with checkpoints, the LR schedule, early stopping and a progress bar per epoch."""
     _, keras = _tf()
-    weights = state.dir / f"{phase}.weights.h5"
+    weights = state.dir / f"{phase}-weights.h5"
     start = 0
     if resume.get("phase") == phase and weights.exists():
         model.load_weights(str(weights))
@@ -330,8 +330,8 @@ def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbos
     started = time.time()
     model = build_model(recipe)
     _compile(model, recipe, recipe.training.learning_rate)
-    if saved.get("phase") == "qat" and (state.dir / "float.weights.h5").exists():
-        model.load_weights(str(state.dir / "float.weights.h5"))
+    if saved.get("phase") == "qat" and (state.dir / "float-weights.h5").exists():
+        model.load_weights(str(state.dir / "float-weights.h5"))
         history.update({k: list(v) for k, v in saved.get("history", {}).items() if k.startswith("float_")})
     else:
         _fit(model, recipe, "float", epochs, recipe.training.learning_rate, train_ds, val_ds, state, history,
