@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "training" / "recipes"
-PACKAGED_RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
 LAYER_TYPES = ("conv", "dwconv", "maxpool", "avgpool", "gap", "flatten", "dense", "dropout")
 ACTIVATIONS = ("relu", "relu6", "none")
@@ -220,10 +219,7 @@ def recipe_from_dict(data: dict[str, Any], name: str = "recipe") -> Recipe:
 
 def recipe_names() -> list[str]:
     """Names of the recipes that ship with edge-digits."""
-    for folder in (RECIPE_DIR, PACKAGED_RECIPE_DIR):
-        if folder.is_dir():
-            return sorted(p.stem for p in folder.glob("*.yaml"))
-    return []
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")) if RECIPE_DIR.is_dir() else []
 
 
 def find_recipe(name_or_path: str) -> Path:
@@ -233,10 +229,9 @@ def find_recipe(name_or_path: str) -> Path:
         if not path.is_file():
             raise RecipeError(f"recipe file {path} does not exist")
         return path
-    for folder in (RECIPE_DIR, PACKAGED_RECIPE_DIR):
-        candidate = folder / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            return candidate
+    candidate = RECIPE_DIR / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
     raise RecipeError(f"no recipe named {name_or_path!r}: allowed names are {', '.join(recipe_names())}, "
                       "or give a path to a .yaml file")
 
