@@ -14,6 +14,7 @@ void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weigh
                int8_t *output)
 {
     const int32_t in_c = p->in_c;
+    const int16_t in_offset = (int16_t)p->in_offset;
     const int32_t filter_size = p->k_h * p->k_w * in_c;
     int32_t oy, ox, oc, ky;
     for (oy = 0; oy < p->out_h; ++oy) {
@@ -31,10 +32,7 @@ void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weigh
                 for (ky = ky_lo; ky < ky_hi; ++ky) {
                     const int8_t *x = input + ((iy0 + ky) * p->in_w + ix0 + kx_lo) * in_c;
                     const int8_t *w = w_oc + (ky * p->k_w + kx_lo) * in_c;
-                    int32_t i;
-                    for (i = 0; i < run; ++i) {
-                        acc += (int32_t)w[i] * ((int32_t)x[i] + p->in_offset);
-                    }
+                    acc += ed_dot_offset(x, w, run, in_offset);
                 }
                 if (bias) {
                     acc += bias[oc];

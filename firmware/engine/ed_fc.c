@@ -9,15 +9,12 @@ void ed_fully_connected(const ed_fc_params *p, const int8_t *input, const int8_t
                         const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                         int8_t *output)
 {
-    int32_t b, o, i;
+    int32_t b, o;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *x = input + b * p->in_depth;
         for (o = 0; o < p->out_depth; ++o) {
             const int8_t *w = weights + o * p->in_depth;
-            int32_t acc = 0;
-            for (i = 0; i < p->in_depth; ++i) {
-                acc += (int32_t)w[i] * ((int32_t)x[i] + p->in_offset);
-            }
+            int32_t acc = ed_dot_offset(x, w, p->in_depth, (int16_t)p->in_offset);
             if (bias) {
                 acc += bias[o];
             }

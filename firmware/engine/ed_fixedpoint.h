@@ -70,6 +70,23 @@ static inline int32_t ed_sat_shl(int32_t x, int exponent)
     return ed_shl(x, exponent);
 }
 
+/*
+ * sum of w[i] * (x[i] + offset): the inner loop of conv and fully connected.
+ * Both factors fit in int16 (|x + offset| <= 255), written so that compilers
+ * vectorize it as a 16-bit multiply-add into 32-bit sums (pmaddwd, SMLAD).
+ */
+static inline int32_t ed_dot_offset(const int8_t *x, const int8_t *w, int32_t n, int16_t offset)
+{
+    int32_t acc = 0;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int16_t xv = (int16_t)(x[i] + offset);
+        const int16_t wv = w[i];
+        acc += (int32_t)xv * (int32_t)wv;
+    }
+    return acc;
+}
+
 static inline int32_t ed_clamp(int32_t x, int32_t lo, int32_t hi)
 {
     return x < lo ? lo : (x > hi ? hi : x);
