@@ -104,5 +104,31 @@ def data_show(cache_dir: Path | None, out: Path, split: str, rows: int, cols: in
     click.echo(f"wrote {path}")
 
 
+@main.group()
+def firmware() -> None:
+    """Compile an int8 TFLite model into a self-contained C99 engine (no interpreter, static memory)."""
+
+
+@firmware.command("generate")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write model.c, model.h, the kernel sources and summary.json into (replaced).")
+def firmware_generate(model: Path, out_dir: Path) -> None:
+    """Write C code for MODEL: weights in flash, one static scratch buffer, ed_invoke()."""
+    from edge_digits import firmware as fw
+
+    try:
+        result = fw.generate(model, out_dir)
+    except (fw.UnsupportedModelError, FileNotFoundError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    for layer in result.layers:
+        click.echo(f"layer {layer.index:>2} {layer.op:<18} -> {str(layer.output_shape):<18} "
+                   f"MACs {layer.macs:>9,}  weights {layer.weight_bytes:>7,} B")
+    click.echo(f"input {result.input_size} B, output {result.output_size} B, "
+               f"scratch RAM {result.scratch_bytes:,} B (lower bound {result.scratch_lower_bound:,} B), "
+               f"weights flash {result.weight_bytes:,} B, {result.macs:,} MACs per inference")
+    click.echo(f"wrote {', '.join(result.files)} to {result.out_dir}")
+
+
 if __name__ == "__main__":
     main()

@@ -9,6 +9,7 @@ training steps for the bundled-model look-alikes) so runs are reproducible.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,7 +47,9 @@ def to_int8_tflite(model: object, calibration: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    return bytes(conv.convert())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        return bytes(conv.convert())
 
 
 def _head(k, x, units: int = 10):
@@ -166,3 +169,14 @@ def random_op_cases(seed: int = 5) -> list[OpCase]:
 
     cases.append(OpCase("fully_connected-reshape-37-13", dense_stack))
     return cases
+
+
+def add_model(seed: int = 2):
+    """Two conv branches joined by Add: an ADD op, which the engine does not support."""
+    k = _keras()
+    k.utils.set_random_seed(seed)
+    inp = k.Input((28, 28, 1))
+    a = k.layers.Conv2D(4, 3, padding="same")(inp)
+    b = k.layers.Conv2D(4, 1, padding="same")(inp)
+    x = k.layers.Add()([a, b])
+    return k.Model(inp, _head(k, x))
