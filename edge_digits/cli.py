@@ -125,7 +125,8 @@ def firmware_generate(model: Path, out_dir: Path) -> None:
         click.echo(f"layer {layer.index:>2} {layer.op:<18} -> {str(layer.output_shape):<18} "
                    f"MACs {layer.macs:>9,}  weights {layer.weight_bytes:>7,} B")
     click.echo(f"input {result.input_size} B, output {result.output_size} B, "
-               f"scratch RAM {result.scratch_bytes:,} B (lower bound {result.scratch_lower_bound:,} B), "
+               f"scratch RAM {result.scratch_bytes:,} B (without in-place overlap at least "
+               f"{result.scratch_disjoint_bound:,} B), "
                f"weights flash {result.weight_bytes:,} B, {result.macs:,} MACs per inference")
     click.echo(f"wrote {', '.join(result.files)} to {result.out_dir}")
 

@@ -1,39 +1,51 @@
 /*
  * ed_conv.c - CONV_2D, int8 per-channel, as TFLM's reference ConvPerChannel.
  *
- * For one output pixel the valid kernel columns of one kernel row and all
- * input channels form one contiguous run in both the input and the weights,
- * so the inner loop is a plain dot product; padded taps are skipped, which is
- * what TFLM does (they contribute nothing).
+ * For each output pixel the receptive field is gathered once into an int16
+ * patch of (input + input offset), with 0 for padded taps (TFLM skips them,
+ * which adds the same nothing). Every output channel is then one contiguous
+ * dot product of the patch with that channel's weights, a loop compilers
+ * turn into 16-bit multiply-adds. The patch lives in the planned scratch.
  */
 #include "ed_kernels.h"
 #include "ed_fixedpoint.h"
 
-void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
-               const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
-               int8_t *output)
+static void ed_gather_patch(const ed_conv_params *p, const int8_t *input, int32_t iy0, int32_t ix0,
+                            int16_t *patch)
 {
     const int32_t in_c = p->in_c;
     const int16_t in_offset = (int16_t)p->in_offset;
-    const int32_t filter_size = p->k_h * p->k_w * in_c;
-    int32_t oy, ox, oc, ky;
-    for (oy = 0; oy < p->out_h; ++oy) {
-        const int32_t iy0 = oy * p->stride_h - p->pad_h;
-        const int32_t ky_lo = iy0 < 0 ? -iy0 : 0;
-        const int32_t ky_hi = p->in_h - iy0 < p->k_h ? p->in_h - iy0 : p->k_h;
-        for (ox = 0; ox < p->out_w; ++ox) {
-            const int32_t ix0 = ox * p->stride_w - p->pad_w;
-            const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
-            const int32_t kx_hi = p->in_w - ix0 < p->k_w ? p->in_w - ix0 : p->k_w;
-            const int32_t run = (kx_hi - kx_lo) * in_c;
-            for (oc = 0; oc < p->out_c; ++oc) {
-                const int8_t *w_oc = weights + oc * filter_size;
-                int32_t acc = 0;
-                for (ky = ky_lo; ky < ky_hi; ++ky) {
-                    const int8_t *x = input + ((iy0 + ky) * p->in_w + ix0 + kx_lo) * in_c;
-                    const int8_t *w = w_oc + (ky * p->k_w + kx_lo) * in_c;
-                    acc += ed_dot_offset(x, w, run, in_offset);
+    int32_t ky, kx, c;
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = iy0 + ky;
+        for (kx = 0; kx < p->k_w; ++kx) {
+            const int32_t ix = ix0 + kx;
+            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                for (c = 0; c < in_c; ++c) {
+                    patch[c] = 0;
                 }
+            } else {
+                const int8_t *x = input + (iy * p->in_w + ix) * in_c;
+                for (c = 0; c < in_c; ++c) {
+                    patch[c] = (int16_t)(x[c] + in_offset);
+                }
+            }
+            patch += in_c;
+        }
+    }
+}
+
+void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
+               const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+               int16_t *patch, int8_t *output)
+{
+    const int32_t filter_size = p->k_h * p->k_w * p->in_c;
+    int32_t oy, ox, oc;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        for (ox = 0; ox < p->out_w; ++ox) {
+            ed_gather_patch(p, input, oy * p->stride_h - p->pad_h, ox * p->stride_w - p->pad_w, patch);
+            for (oc = 0; oc < p->out_c; ++oc) {
+                int32_t acc = ed_dot16(patch, weights + oc * filter_size, filter_size);
                 if (bias) {
                     acc += bias[oc];
                 }

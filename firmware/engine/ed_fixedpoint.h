@@ -87,6 +87,18 @@ static inline int32_t ed_dot_offset(const int8_t *x, const int8_t *w, int32_t n,
     return acc;
 }
 
+/* sum of patch[i] * w[i]: the conv inner loop over a gathered int16 patch. */
+static inline int32_t ed_dot16(const int16_t *patch, const int8_t *w, int32_t n)
+{
+    int32_t acc = 0;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int16_t wv = w[i];
+        acc += (int32_t)patch[i] * (int32_t)wv;
+    }
+    return acc;
+}
+
 static inline int32_t ed_clamp(int32_t x, int32_t lo, int32_t hi)
 {
     return x < lo ? lo : (x > hi ? hi : x);

@@ -50,9 +50,10 @@ typedef struct {
     int32_t diff_min;
 } ed_softmax_params;
 
+/* patch: scratch for k_h * k_w * in_c int16 values (see ed_conv.c). */
 void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
                const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
-               int8_t *output);
+               int16_t *patch, int8_t *output);
 
 void ed_dwconv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
                  const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
