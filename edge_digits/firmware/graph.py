@@ -69,6 +69,8 @@ class Graph:
 _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8"}
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 _PADDING = {0: "SAME", 1: "VALID"}
+# Conv filters shorter than this (k_h * k_w * in_c) get [k_h][k_w][in_c][out_c] weights (see ed_conv.c).
+TRANSPOSE_BELOW = 64
 SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D",
                  "FULLY_CONNECTED", "RESHAPE", "SOFTMAX")
 
@@ -191,6 +193,7 @@ def _lower_conv(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int],
         if w.shape[0] != 1 or w.shape[3] != out_c or out_c % in_c:
             raise _fail(i, op_name, f"weights {list(w.shape)} do not fit input channels {in_c} -> {out_c}")
         depth_mult = out_c // in_c
+        transposed = 0
         weights = w.data.reshape(k_h, k_w, out_c)
         macs = out_h * out_w * out_c * k_h * k_w
     else:
@@ -200,7 +203,8 @@ def _lower_conv(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int],
             raise _fail(i, op_name, f"weights {list(w.shape)} do not fit input channels {in_c} -> {out_c} "
                         "(grouped convolution is not supported)")
         depth_mult = 1
-        weights = w.data
+        transposed = int(k_h * k_w * in_c < TRANSPOSE_BELOW)
+        weights = np.transpose(w.data, (1, 2, 3, 0)) if transposed else w.data
         macs = out_h * out_w * out_c * k_h * k_w * in_c
     padding = _PADDING[opts.Padding()]
     s_h, s_w = opts.StrideH(), opts.StrideW()
@@ -210,7 +214,8 @@ def _lower_conv(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int],
     mult, shift = quant.conv_multipliers(x.scale[0], np.array(w.scale, dtype=np.float32), out.scale[0], out_c)
     params = dict(in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c, k_h=k_h, k_w=k_w,
                   stride_h=s_h, stride_w=s_w, pad_h=pad_h, pad_w=pad_w, depth_mult=depth_mult,
-                  in_offset=-x.zero_point[0], out_offset=out.zero_point[0], act_min=act_min, act_max=act_max)
+                  in_offset=-x.zero_point[0], out_offset=out.zero_point[0], act_min=act_min, act_max=act_max,
+                  weights_transposed=transposed)
     return Layer(i, op_name, "ed_dwconv2d" if depthwise else "ed_conv2d", [ins[0]], out.index, params,
                  weights=weights, bias=_bias(i, op_name, tensors, ins[2] if len(ins) > 2 else -1, out_c),
                  multiplier=mult, shift=shift, macs=macs)

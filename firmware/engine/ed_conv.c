@@ -10,6 +10,8 @@
 #include "ed_kernels.h"
 #include "ed_fixedpoint.h"
 
+#define ED_CONV_BLOCK 8
+
 static void ed_gather_patch(const ed_conv_params *p, const int8_t *input, int32_t iy0, int32_t ix0,
                             int16_t *patch)
 {
@@ -35,6 +37,53 @@ static void ed_gather_patch(const ed_conv_params *p, const int8_t *input, int32_
     }
 }
 
+static void ed_conv_finish(const ed_conv_params *p, int32_t acc, int32_t oc, const int32_t *bias,
+                           const int32_t *multiplier, const int32_t *shift, int8_t *output)
+{
+    if (bias) {
+        acc += bias[oc];
+    }
+    acc = ed_mbqm(acc, multiplier[oc], shift[oc]) + p->out_offset;
+    output[oc] = (int8_t)ed_clamp(acc, p->act_min, p->act_max);
+}
+
+/* One pixel with transposed weights: out_c accumulators, patch values broadcast. */
+static void ed_conv_pixel_blocked(const ed_conv_params *p, const int16_t *patch, int32_t filter_size,
+                                  const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
+                                  const int32_t *shift, int8_t *output)
+{
+    const int32_t out_c = p->out_c;
+    int32_t c0, k, j;
+    for (c0 = 0; c0 < out_c; c0 += ED_CONV_BLOCK) {
+        int32_t acc[ED_CONV_BLOCK] = {0};
+        const int8_t *w = weights + c0;
+        if (out_c - c0 >= ED_CONV_BLOCK) {
+            for (k = 0; k < filter_size; ++k) {
+                const int32_t pv = patch[k];
+                for (j = 0; j < ED_CONV_BLOCK; ++j) {
+                    acc[j] += pv * (int32_t)w[j];
+                }
+                w += out_c;
+            }
+            for (j = 0; j < ED_CONV_BLOCK; ++j) {
+                ed_conv_finish(p, acc[j], c0 + j, bias, multiplier, shift, output);
+            }
+        } else {
+            const int32_t n = out_c - c0;
+            for (k = 0; k < filter_size; ++k) {
+                const int32_t pv = patch[k];
+                for (j = 0; j < n; ++j) {
+                    acc[j] += pv * (int32_t)w[j];
+                }
+                w += out_c;
+            }
+            for (j = 0; j < n; ++j) {
+                ed_conv_finish(p, acc[j], c0 + j, bias, multiplier, shift, output);
+            }
+        }
+    }
+}
+
 void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
                const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                int16_t *patch, int8_t *output)
@@ -44,14 +93,15 @@ void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weigh
     for (oy = 0; oy < p->out_h; ++oy) {
         for (ox = 0; ox < p->out_w; ++ox) {
             ed_gather_patch(p, input, oy * p->stride_h - p->pad_h, ox * p->stride_w - p->pad_w, patch);
-            for (oc = 0; oc < p->out_c; ++oc) {
-                int32_t acc = ed_dot16(patch, weights + oc * filter_size, filter_size);
-                if (bias) {
-                    acc += bias[oc];
+            if (p->weights_transposed) {
+                ed_conv_pixel_blocked(p, patch, filter_size, weights, bias, multiplier, shift, output);
+            } else {
+                for (oc = 0; oc < p->out_c; ++oc) {
+                    ed_conv_finish(p, ed_dot16(patch, weights + oc * filter_size, filter_size), oc, bias,
+                                   multiplier, shift, output);
                 }
-                acc = ed_mbqm(acc, multiplier[oc], shift[oc]) + p->out_offset;
-                *output++ = (int8_t)ed_clamp(acc, p->act_min, p->act_max);
             }
+            output += p->out_c;
         }
     }
 }

@@ -4,13 +4,13 @@
  * channel ic, weights laid out [1][k_h][k_w][out_c].
  *
  * With depth multiplier 1 (the common case) channels are processed in blocks
- * of ED_DW_BLOCK: the block's accumulators stay in registers while the valid
+ * of ED_DW_BLOCK (a full block has a constant trip count): the block's accumulators stay in registers while the valid
  * taps are visited once, and the inner loop runs over contiguous channels.
  */
 #include "ed_kernels.h"
 #include "ed_fixedpoint.h"
 
-#define ED_DW_BLOCK 16
+#define ED_DW_BLOCK 8
 
 static void ed_dw_finish(const ed_conv_params *p, const int32_t *acc, int32_t oc0, int32_t n,
                          const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
@@ -50,10 +50,14 @@ void ed_dwconv2d(const ed_conv_params *p, const int8_t *input, const int8_t *wei
                         for (kx = kx_lo; kx < kx_hi; ++kx) {
                             const int8_t *x = input + ((iy0 + ky) * p->in_w + ix0 + kx) * in_c + c0;
                             const int8_t *w = weights + (ky * p->k_w + kx) * out_c + c0;
-                            for (j = 0; j < n; ++j) {
-                                const int16_t xv = (int16_t)(x[j] + in_offset);
-                                const int16_t wv = w[j];
-                                acc[j] += (int32_t)xv * (int32_t)wv;
+                            if (n == ED_DW_BLOCK) {
+                                for (j = 0; j < ED_DW_BLOCK; ++j) {
+                                    acc[j] += (int32_t)(int16_t)(x[j] + in_offset) * (int32_t)w[j];
+                                }
+                            } else {
+                                for (j = 0; j < n; ++j) {
+                                    acc[j] += (int32_t)(int16_t)(x[j] + in_offset) * (int32_t)w[j];
+                                }
                             }
                         }
                     }

@@ -23,6 +23,7 @@ typedef struct {
     int32_t in_offset;          /* minus the input zero point */
     int32_t out_offset;         /* the output zero point */
     int32_t act_min, act_max;   /* fused activation as an int8 range */
+    int32_t weights_transposed; /* conv only: 1 if weights are [k_h][k_w][in_c][out_c] */
 } ed_conv_params;
 
 /* MAX_POOL_2D and AVERAGE_POOL_2D (input and output share scale and zero point). */
