@@ -210,7 +210,7 @@ def convert(model: str, out: Path, name: str, calibration: int, verify: int, are
 
 @main.group()
 def firmware() -> None:
-    """Build microcontroller firmware and run it under QEMU."""
+    """Generate the native C engine, build microcontroller firmware, run it under QEMU."""
 
 
 _target_option = click.option("--target", type=click.Choice(["mps2-an386", "stm32f4"]), required=True,
@@ -242,6 +242,28 @@ def _build(target: str, model: Path | None, out: Path | None, board: str | None,
                               board=board, opt=opt)
     except (FirmwareBuildError, UnsupportedModelError, OSError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
+
+
+@firmware.command("generate")
+@click.argument("model")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write model.c, model.h, the kernel sources and summary.json into (replaced).")
+def firmware_generate(model: str, out_dir: Path) -> None:
+    """Write C code for MODEL (.tflite, or standard/micro): weights in flash, one static scratch buffer, ed_invoke()."""
+    from edge_digits import firmware as fw
+
+    try:
+        result = fw.generate(_resolve_model(model, "micro"), out_dir)
+    except (fw.UnsupportedModelError, FileNotFoundError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    for layer in result.layers:
+        click.echo(f"layer {layer.index:>2} {layer.op:<18} -> {str(layer.output_shape):<18} "
+                   f"MACs {layer.macs:>9,}  weights {layer.weight_bytes:>7,} B")
+    click.echo(f"input {result.input_size} B, output {result.output_size} B, "
+               f"scratch RAM {result.scratch_bytes:,} B (without in-place overlap at least "
+               f"{result.scratch_disjoint_bound:,} B), "
+               f"weights flash {result.weight_bytes:,} B, {result.macs:,} MACs per inference")
+    click.echo(f"wrote {', '.join(result.files)} to {result.out_dir}")
 
 
 @firmware.command("build")

@@ -1,0 +1,73 @@
+/*
+ * ed_kernels.h - the int8 kernels of the edge-digits native engine.
+ *
+ * Each kernel computes one TFLite builtin op exactly as the TensorFlow Lite
+ * Micro reference kernels do (same integer arithmetic, same rounding, same
+ * clamping), on NHWC tensors with batch 1. Shapes and quantization come in a
+ * const parameter struct that the code generator fills at build time, so the
+ * kernels allocate nothing and use no floating point.
+ */
+#ifndef ED_KERNELS_H
+#define ED_KERNELS_H
+
+#include <stdint.h>
+
+/* CONV_2D and DEPTHWISE_CONV_2D: per-channel int8 weights, int32 bias. */
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;       /* top and left padding (SAME puts the extra row/column at the end) */
+    int32_t depth_mult;         /* depthwise only: out_c == in_c * depth_mult */
+    int32_t in_offset;          /* minus the input zero point */
+    int32_t out_offset;         /* the output zero point */
+    int32_t act_min, act_max;   /* fused activation as an int8 range */
+    int32_t weights_transposed; /* conv only: 1 if weights are [k_h][k_w][in_c][out_c] */
+} ed_conv_params;
+
+/* MAX_POOL_2D and AVERAGE_POOL_2D (input and output share scale and zero point). */
+typedef struct {
+    int32_t in_h, in_w, c;
+    int32_t out_h, out_w;
+    int32_t f_h, f_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+    int32_t act_min, act_max;
+} ed_pool_params;
+
+/* FULLY_CONNECTED: weights [out_depth][in_depth], requantized per output unit. */
+typedef struct {
+    int32_t batches, in_depth, out_depth;
+    int32_t in_offset, out_offset;
+    int32_t act_min, act_max;
+} ed_fc_params;
+
+/* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128), parameters as TFLM's Prepare computes them. */
+typedef struct {
+    int32_t rows, depth;
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+    int32_t diff_min;
+} ed_softmax_params;
+
+/* patch: scratch for k_h * k_w * in_c int16 values (see ed_conv.c). */
+void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
+               const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+               int16_t *patch, int8_t *output);
+
+void ed_dwconv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
+                 const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                 int8_t *output);
+
+void ed_maxpool2d(const ed_pool_params *p, const int8_t *input, int8_t *output);
+
+void ed_avgpool2d(const ed_pool_params *p, const int8_t *input, int8_t *output);
+
+void ed_fully_connected(const ed_fc_params *p, const int8_t *input, const int8_t *weights,
+                        const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                        int8_t *output);
+
+void ed_softmax(const ed_softmax_params *p, const int8_t *input, int8_t *output);
+
+#endif /* ED_KERNELS_H */

@@ -1,0 +1,258 @@
+"""The native C engine computes exactly what TensorFlow Lite Micro computes.
+
+Generated C is built with the system compiler (warnings as errors, and once
+under AddressSanitizer/UBSan) and run on all 10,000 MNIST test images; the
+golden int8 outputs come from the ``tflite_micro`` runtime (TFLM's reference
+kernels), never from the engine. Models: the bundled ``micro`` and
+``standard`` models when present, look-alikes of both, and one randomly-shaped
+model per supported op, all built once per session.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib.resources
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tflite_micro = pytest.importorskip("tflite_micro")
+pytest.importorskip("tflite")
+
+from edge_digits.firmware import GenerateResult, UnsupportedModelError, cgen, generate, plan, quant  # noqa: E402
+from edge_digits.firmware.graph import read_graph  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = ROOT / "firmware" / "host" / "ed_host.c"
+CC = os.environ.get("CC", "cc")
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"]
+SANITIZE = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g", "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+BUNDLED = ("micro_int8.tflite", "standard_int8.tflite")
+ORACLE_ARENA = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Outputs of the engine and the oracle for one model on the whole test set."""
+
+    engine: np.ndarray
+    oracle: np.ndarray
+
+    @property
+    def mismatched(self) -> int:
+        return int(np.any(self.engine != self.oracle, axis=1).sum())
+
+
+def bundled_model(name: str) -> Path | None:
+    """A model shipped in ``edge_digits/models/``, or None while it is not there yet."""
+    path = Path(str(importlib.resources.files("edge_digits") / "models" / name))
+    return path if path.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def test_models(tmp_path_factory: pytest.TempPathFactory, mnist) -> dict[str, Path]:
+    """Every made-up test model as a .tflite file, built once (about half a minute of TensorFlow)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import engine_models as em
+
+    x_train, y_train = mnist[0], mnist[1]
+    x = (x_train[..., None] / 255.0).astype(np.float32)
+    calibration = x[:200]
+    folder = tmp_path_factory.mktemp("engine_models")
+    models: dict[str, Path] = {}
+    for name, builder, steps in (("micro_like", em.micro_like, 60), ("standard_like", em.standard_like, 30)):
+        model = builder()
+        em.quick_fit(model, x, y_train, steps)
+        models[name] = folder / f"{name}.tflite"
+        models[name].write_bytes(em.to_int8_tflite(model, calibration))
+    for case in em.random_op_cases():
+        models[case.name] = folder / f"{case.name}.tflite"
+        models[case.name].write_bytes(em.to_int8_tflite(case.build(), calibration))
+    models["unsupported_add"] = folder / "unsupported_add.tflite"
+    models["unsupported_add"].write_bytes(em.to_int8_tflite(em.add_model(), calibration))
+    return models
+
+
+def _op_case_names() -> list[str]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import engine_models as em
+
+    return [c.name for c in em.random_op_cases()]
+
+
+def build_engine(model: Path, work: Path, flags: list[str]) -> tuple[Path, GenerateResult]:
+    """Generate C for the model and build it with the stream harness."""
+    out = work / "gen"
+    result = generate(model, out)
+    exe = work / "engine"
+    sources = sorted(str(p) for p in out.glob("*.c"))
+    subprocess.run([CC, *flags, "-I", str(out), *sources, str(HOST), "-o", str(exe)], check=True,
+                   capture_output=True, text=True)
+    return exe, result
+
+
+def run_engine(exe: Path, images: np.ndarray, out_size: int) -> np.ndarray:
+    """All images through one engine process (stdin -> stdout)."""
+    proc = subprocess.run([str(exe)], input=images.tobytes(), capture_output=True, check=True)
+    return np.frombuffer(proc.stdout, dtype=np.int8).reshape(len(images), out_size)
+
+
+def run_oracle(model: Path, images: np.ndarray) -> np.ndarray:
+    """The golden outputs: TFLM's reference kernels through the tflite_micro runtime."""
+    from tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(model.read_bytes(), arena_size=ORACLE_ARENA)
+    shape = (1, *images.shape[1:])
+    outputs = []
+    for image in images:
+        interp.set_input(image.reshape(shape), 0)
+        interp.invoke()
+        outputs.append(interp.get_output(0).reshape(-1).copy())
+    return np.stack(outputs)
+
+
+_golden: dict[str, np.ndarray] = {}
+
+
+def check_model(model: Path, work: Path, x_test: np.ndarray, flags: list[str] = STRICT) -> Checked:
+    """Build the engine for a model and compare it with the oracle on every test image."""
+    exe, result = build_engine(model, work, flags)
+    images = quant.quantize_images(x_test, result.input_scale, result.input_zero_point)[..., None]
+    key = str(model)
+    if key not in _golden:
+        _golden[key] = run_oracle(model, images)
+    return Checked(run_engine(exe, images, result.output_size), _golden[key])
+
+
+@pytest.mark.parametrize("name", ["micro_like", "standard_like", *_op_case_names()])
+def test_engine_matches_tflm_on_all_test_images(name: str, test_models, mnist, tmp_path: Path) -> None:
+    x_test = mnist[2]
+    checked = check_model(test_models[name], tmp_path, x_test)
+    assert len(checked.engine) == 10_000
+    assert checked.mismatched == 0, f"{checked.mismatched} of 10000 images differ from TFLM"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_model_matches_tflm_on_all_test_images(name: str, mnist, tmp_path: Path) -> None:
+    model = bundled_model(name)
+    if model is None:
+        pytest.skip(f"bundled model edge_digits/models/{name} is not in this checkout yet (made by training)")
+    checked = check_model(model, tmp_path, mnist[2])
+    assert checked.mismatched == 0, f"{checked.mismatched} of 10000 images differ from TFLM"
+    assert (checked.engine.argmax(1) == mnist[3]).mean() > 0.9
+
+
+def test_engine_is_clean_under_address_and_undefined_sanitizers(test_models, mnist, tmp_path: Path) -> None:
+    if shutil.which(CC) is None:
+        pytest.skip(f"no C compiler {CC}")
+    names = _op_case_names()
+    for name in ("micro_like", next(n for n in names if n.startswith("conv2d")),
+                 next(n for n in names if n.startswith("dwconv"))):
+        checked = check_model(test_models[name], tmp_path / name, mnist[2], SANITIZE)
+        assert checked.mismatched == 0, name
+
+
+def test_unsupported_op_fails_at_generation_naming_layer_and_op(test_models, tmp_path: Path) -> None:
+    out = tmp_path / "gen"
+    with pytest.raises(UnsupportedModelError, match=r"layer \d+ \(ADD\): op not supported"):
+        generate(test_models["unsupported_add"], out)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_float_model_is_rejected_with_advice(tmp_path: Path) -> None:
+    import os as _os
+
+    _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import tensorflow as tf
+    import tf_keras as k
+
+    inp = k.Input((28, 28, 1))
+    model = k.Model(inp, k.layers.Dense(10)(k.layers.Flatten()(inp)))
+    data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    with pytest.raises(UnsupportedModelError, match="int8"):
+        read_graph(bytes(data))
+
+
+def _aliases(graph) -> set[frozenset[int]]:
+    """Pairs of tensors that RESHAPE lets share bytes."""
+    return {frozenset((lay.inputs[0], lay.output)) for lay in graph.layers if lay.kernel == "reshape"}
+
+
+def test_memory_plan_never_overlaps_live_tensors_and_reaches_the_bound(test_models) -> None:
+    for name, path in test_models.items():
+        if name.startswith("unsupported"):
+            continue
+        graph = read_graph(path.read_bytes())
+        mp = plan.plan_memory(graph)
+        live: dict[int, tuple[int, int]] = {}
+        for step, layer in enumerate(graph.layers):
+            for t in [*layer.inputs, layer.output]:
+                lo, hi = live.get(t, (step, step))
+                live[t] = (min(lo, step), max(hi, step))
+        scratch = [t for t in live if mp.placements[t].region == "scratch"]
+        for a in scratch:
+            pa = mp.placements[a]
+            assert pa.offset + pa.size <= mp.scratch_bytes
+            for b in scratch:
+                pb = mp.placements[b]
+                if a >= b or frozenset((a, b)) in _aliases(graph):
+                    continue
+                if not (live[a][0] <= live[b][1] and live[b][0] <= live[a][1]):
+                    continue
+                disjoint = pa.offset + pa.size <= pb.offset or pb.offset + pb.size <= pa.offset
+                if (a, b) in mp.leads:
+                    assert disjoint or pb.offset - pa.offset >= mp.leads[(a, b)], (name, a, b)
+                elif (b, a) in mp.leads:
+                    assert disjoint or pa.offset - pb.offset >= mp.leads[(b, a)], (name, a, b)
+                else:
+                    assert disjoint, (name, a, b)
+    for name in ("micro_like", "standard_like"):
+        mp = plan.plan_memory(read_graph(test_models[name].read_bytes()))
+        assert mp.scratch_bytes < mp.disjoint_bound, name
+
+
+def test_generated_folder_is_self_contained_and_summarized(test_models, tmp_path: Path) -> None:
+    result = generate(test_models["micro_like"], tmp_path / "gen")
+    files = sorted(p.name for p in (tmp_path / "gen").iterdir())
+    assert files == result.files
+    header = (tmp_path / "gen" / "model.h").read_text()
+    for macro in ("ED_INPUT_SIZE 784", "ED_OUTPUT_SIZE 10", f"ED_SCRATCH_BYTES {result.scratch_bytes}"):
+        assert f"#define {macro}" in header
+    assert "int ed_invoke(const int8_t *input, int8_t *output);" in header
+    summary = __import__("json").loads((tmp_path / "gen" / "summary.json").read_text())
+    assert summary["scratch_bytes"] == result.scratch_bytes
+    assert summary["macs"] == sum(layer["macs"] for layer in summary["layers"]) > 0
+    source = (tmp_path / "gen" / "model.c").read_text()
+    assert "static const int8_t ed_l0_weights" in source and "malloc" not in source
+
+
+def test_cli_generate_prints_summary_and_reports_unsupported_ops(test_models, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge_digits.cli import main
+
+    runner = CliRunner()
+    ok = runner.invoke(main, ["firmware", "generate", str(test_models["micro_like"]), "--out", str(tmp_path / "g")])
+    assert ok.exit_code == 0, ok.output
+    assert "scratch RAM" in ok.output and (tmp_path / "g" / "model.c").is_file()
+    bad = runner.invoke(main, ["firmware", "generate", str(test_models["unsupported_add"]), "--out",
+                               str(tmp_path / "b")])
+    assert bad.exit_code == 1
+    assert "(ADD)" in bad.output and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("module", [cgen, quant, plan])
+def test_doctests(module) -> None:
+    assert doctest.testmod(module).failed == 0
