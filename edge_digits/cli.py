@@ -347,6 +347,10 @@ def validate_cmd(port_spec: str, baud: int, count: int, model: Path | None, time
                f"identical int8 outputs {result.agreement:.2%}")
     click.echo(f"cycles per inference: median {result.cycles_median:.0f}, p99 {result.cycles_p99:.0f} "
                f"({result.cycle_source}); {result.latency_ms_median:.3f} ms at {result.clock_hz / 1e6:.0f} MHz")
+    if result.instructions_median is not None:
+        click.echo(f"instructions per inference (QEMU -icount): {result.instructions_median:,.0f}")
+    if result.stack_used_bytes is not None:
+        click.echo(f"stack high-water mark after the run: {result.stack_used_bytes} bytes")
     click.echo(f"note: {result.cycle_note}")
     click.echo(f"retries {result.retries}, timeouts {result.timeouts}, device errors {len(result.device_errors)}")
     if json_out is not None:

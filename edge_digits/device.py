@@ -183,6 +183,8 @@ class ValidationResult:
     latency_ms_median: float
     cycle_source: str
     cycle_note: str
+    instructions_median: float | None
+    stack_used_bytes: int | None
     retries: int
     timeouts: int
     device_errors: list[str]
@@ -238,8 +240,10 @@ def validate(
         same.append(bool(np.array_equal(scores, golden[i])))
         if progress is not None:
             progress(i + 1, count)
+    after = client.info()
     clock = int(info.get("clock_hz", 0))
     median = float(np.median(cycles)) if cycles else 0.0
+    instructions = median * 1e9 / (clock * 2 ** icount_shift) if icount_shift is not None and clock else None
     return ValidationResult(
         port=port_name,
         count=count,
@@ -252,6 +256,8 @@ def validate(
         latency_ms_median=median / clock * 1000.0 if clock else 0.0,
         cycle_source=str(info.get("cycle_source", "")),
         cycle_note=cycle_note(info, icount_shift),
+        instructions_median=instructions,
+        stack_used_bytes=after.get("stack_used_bytes"),
         retries=client.stats.retries,
         timeouts=client.stats.timeouts,
         device_errors=list(client.stats.device_errors),

@@ -1,0 +1,105 @@
+"""Firmware for both targets: cross-built, run under QEMU, validated against TFLM over the emulated UART."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from edge_digits import device
+from edge_digits import protocol as proto
+from edge_digits.firmware.build import build_firmware
+from edge_digits.firmware.qemu import run_qemu
+from edge_digits.models import bundled_model
+
+pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                                reason="the Cortex-M toolchain and QEMU come from `make setup-system`")
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory) -> dict[str, object]:
+    out = tmp_path_factory.mktemp("fw")
+    model = bundled_model("micro")
+    return {f"{t}{opt}": build_firmware(t, model, out / f"{t}{opt}", opt=opt)
+            for t in ("stm32f4", "mps2-an386") for opt in ("-Os", "-O2")}
+
+
+def test_both_targets_build_with_recorded_sizes(builds) -> None:
+    for key, build in builds.items():
+        assert Path(build.elf).read_bytes()[:4] == b"\x7fELF", key
+        assert Path(build.bin).stat().st_size == build.flash_bytes, key
+        recorded = json.loads((Path(build.elf).parent / "build.json").read_text())
+        assert recorded["flash_bytes"] == build.flash_bytes and recorded["ram_static_bytes"] == build.ram_static_bytes
+        assert 10_000 < build.flash_bytes < 64 * 1024, f"{key}: flash {build.flash_bytes}"
+        assert build.engine_scratch_bytes < build.ram_static_bytes < 32 * 1024
+    assert builds["stm32f4-Os"].flash_bytes <= builds["stm32f4-O2"].flash_bytes
+
+
+def test_stm32f4_on_netduinoplus2_matches_tflm_on_1000_images(builds, mnist_cache: Path) -> None:
+    build = builds["stm32f4-Os"]
+    with run_qemu("stm32f4", Path(build.elf), icount_shift=0) as qemu:
+        port = device.open_port(qemu.spec)
+        try:
+            client = device.DeviceClient(port, timeout=20)
+            result = device.validate(client, bundled_model("micro"), 1000, qemu.spec, mnist_cache, icount_shift=0)
+        finally:
+            port.close()
+    assert result.count == 1000 and result.agreement == 1.0
+    assert result.accuracy == result.reference_accuracy and result.accuracy > 0.98
+    assert result.info["board"] == "netduinoplus2" and result.info["model_sha256"] == build.model_sha256
+    assert result.cycles_median == result.cycles_p99, "under -icount every inference takes the same time"
+    assert 0 < result.stack_used_bytes < 8192 and result.retries == 0
+
+
+def test_mps2_an386_answers_and_counts_deterministically(builds, mnist_cache: Path) -> None:
+    build = builds["mps2-an386-O2"]
+    runs = []
+    for _ in range(2):
+        with run_qemu("mps2-an386", Path(build.elf), icount_shift=0) as qemu:
+            port = device.open_port(qemu.spec)
+            try:
+                client = device.DeviceClient(port, timeout=20)
+                result = device.validate(client, bundled_model("micro"), 50, qemu.spec, mnist_cache, icount_shift=0)
+                runs.append((result, client.bench(3)))
+            finally:
+                port.close()
+    (first, bench1), (second, bench2) = runs
+    assert first.agreement == second.agreement == 1.0
+    assert first.info["board"] == "mps2-an386" and first.info["clock_hz"] == 25_000_000
+    assert bench1 == bench2 and bench1.min_cycles == bench1.max_cycles == first.cycles_median
+    assert first.instructions_median == pytest.approx(first.cycles_median * 40)
+
+
+def test_broken_frames_get_error_frames_and_the_firmware_keeps_serving(builds) -> None:
+    build = builds["stm32f4-Os"]
+    with run_qemu("stm32f4", Path(build.elf)) as qemu:
+        port = device.open_port(qemu.spec)
+        reader = proto.FrameReader()
+
+        def reply(raw: bytes, timeout: float = 10.0) -> proto.Frame:
+            port.write(raw)
+            import time
+
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                frames = reader.feed(port.read(0.2))
+                if frames:
+                    return frames[0]
+            raise AssertionError("no reply")
+
+        try:
+            bad_crc = bytearray(proto.encode(proto.INFO))
+            bad_crc[-1] ^= 0x5A
+            assert reply(bytes(bad_crc)).payload[0] == 1
+            assert reply(proto.encode(proto.INFER, b"\x00" * 10)).payload[0] == 3
+            assert reply(proto.encode(0x55)).payload[0] == 4
+            assert reply(b"\xed\x1a\x02" + struct.pack("<H", 5000)).payload[0] == 2
+            assert reply(b"\x00\x13garbage" + proto.encode(proto.INFER)[:40]).payload[0] in (3, 6)
+            assert reply(proto.encode(proto.BENCH, b"\x00\x00")).payload[0] == 3
+            info = proto.parse_info(proto.check_reply(reply(proto.encode(proto.INFO)), proto.INFO))
+            assert info["board"] == "netduinoplus2"
+        finally:
+            port.close()
