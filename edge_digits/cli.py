@@ -381,5 +381,106 @@ def flash_cmd(target: str, board: str, probe: str, model: Path | None, out: Path
     click.echo(f"flashed {elf.name} with {' '.join(result.command)}")
 
 
+def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        items = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from exc
+    if not items or min(items) < 1:
+        raise click.BadParameter("give positive integers, e.g. 1,2,4")
+    return items
+
+
+def _default_bench_models() -> list[Path]:
+    from edge_digits.models import MODEL_DIR
+
+    names = ("standard", "micro", "seed-cnn")
+    return [MODEL_DIR / f"{n}_int8.tflite" for n in names if (MODEL_DIR / f"{n}_int8.tflite").is_file()]
+
+
+@main.group("bench", invoke_without_command=True)
+@click.option("--model", "models", multiple=True,
+              help="A .tflite, or standard/micro (repeatable; default: the bundled models and the seed-cnn yardstick).")
+@click.option("--backend", "backends", multiple=True,
+              type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow", "tflm"]),
+              help="Interpreter backend (repeatable; default auto).")
+@click.option("--threads", default="1,2", show_default=True, callback=_int_list, help="Thread counts, e.g. 1,2,4.")
+@click.option("--batch", "batches", default="1", show_default=True, callback=_int_list, help="Batch sizes, e.g. 1,8,32.")
+@click.option("--warmup", type=click.IntRange(0), default=20, show_default=True)
+@click.option("--runs", type=click.IntRange(0), default=0, help="Calls per configuration (0: use --duration).")
+@click.option("--duration", type=click.FloatRange(0.1), default=3.0, show_default=True,
+              help="Seconds per configuration when --runs is 0.")
+@click.option("--power-meter", type=click.Choice(["none", "auto", "ina219", "ina260", "pi5-pmic", "rapl", "hwmon"]),
+              default="none", show_default=True)
+@click.option("--i2c-bus", type=int, default=1, show_default=True)
+@click.option("--i2c-address", type=lambda v: int(v, 0), default="0x40", show_default=True)
+@click.option("--shunt-ohms", type=float, default=0.1, show_default=True, help="INA219 shunt resistor.")
+@click.option("--power-rate", type=click.FloatRange(1, 1000), default=20.0, show_default=True, help="Samples per second.")
+@click.option("--from-device", "device_json", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A RESULT.json from `edge-digits validate --json` to show beside the host figures.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for bench.json, bench.md and plots.")
+@_cache_option
+@click.pass_context
+def bench(ctx: click.Context, models: tuple[str, ...], backends: tuple[str, ...], threads: list[int],
+          batches: list[int], warmup: int, runs: int, duration: float, power_meter: str, i2c_bus: int,
+          i2c_address: int, shunt_ohms: float, power_rate: float, device_json: Path | None, out: Path | None,
+          cache_dir: Path | None) -> None:
+    """Latency, throughput, CPU time and energy per inference, as JSON, Markdown and plots."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from edge_digits import bench as b
+    from edge_digits import power
+    from edge_digits.data import DataError
+    from edge_digits.runtime import InferenceError
+
+    if out is None:
+        raise click.UsageError("give --out DIR for the report")
+    paths = [_resolve_model(m, "standard") for m in models] or _default_bench_models()
+    meter = None
+    try:
+        meter = power.open_meter(power_meter, i2c_bus, i2c_address, shunt_ohms)
+    except power.PowerMeterError as exc:
+        click.echo(f"warning: {exc}; running without power figures", err=True)
+    if meter is not None:
+        click.echo(f"power meter: {meter.name}")
+    configs = len(paths) * len(backends or ("auto",)) * len(threads) * len(batches)
+    device_result = json.loads(device_json.read_text()) if device_json else None
+    try:
+        with click.progressbar(length=configs, label="benchmarking") as bar:
+            report = b.run_bench(paths, backends or ("auto",), threads, batches, warmup, runs, duration, meter,
+                                 power_rate=power_rate, cache_dir=cache_dir, device_result=device_result,
+                                 progress=lambda config: bar.update(1))
+    except (InferenceError, DataError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    finally:
+        if meter is not None:
+            meter.close()
+    files = b.write_report(report, out)
+    click.echo(b.markdown(report))
+    click.echo("wrote " + ", ".join(str(f) for f in files))
+
+
+@bench.command("compare")
+@click.argument("a", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def bench_compare(a: Path, b: Path) -> None:
+    """Ratios of report B over report A for the configurations both measured."""
+    import json
+
+    from edge_digits.bench import compare
+
+    rows = compare(json.loads(a.read_text()), json.loads(b.read_text()))
+    if not rows:
+        raise EdgeDigitsError("the two reports share no configuration (same model, backend, threads and batch)")
+    click.echo("| model | backend | threads | batch | p50 latency B/A | throughput B/A |")
+    click.echo("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        tp = f"{r['throughput_ratio']:.2f}x" if r["throughput_ratio"] else "-"
+        click.echo(f"| {r['model']} | {r['backend']} | {r['threads']} | {r['batch']} | {r['p50_ratio']:.2f}x | {tp} |")
+
+
 if __name__ == "__main__":
     main()

@@ -84,3 +84,59 @@ def error_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray, path: Pat
     fig.suptitle(f"{len(images)} misclassified test digits (true→predicted)" + (f", first {n}" if n < len(images)
                                                                                else ""), fontsize=9)
     return _save(fig, path)
+
+
+def _label(r) -> str:
+    return f"{r.model_name}\n{r.backend_used} t{r.config.threads} b{r.config.batch}"
+
+
+def latency_distribution(results, path: Path) -> Path:
+    """Per-image latency of every configuration as box plots (log scale)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(results)), 4.2))
+    data = [np.asarray(r.samples_ms) / r.config.batch for r in results]
+    ax.boxplot(data, showfliers=False)
+    ax.set_xticks(range(1, len(results) + 1), [_label(r) for r in results], fontsize=7, rotation=30, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per image")
+    ax.set_title("latency distribution (whiskers: 1.5 IQR)")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def throughput(results, path: Path) -> Path:
+    """Images per second against threads, one line per model and batch size."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    series: dict[tuple, list] = {}
+    for r in results:
+        series.setdefault((r.model_name, r.backend_used, r.config.batch), []).append((r.config.threads,
+                                                                                      r.throughput_ips))
+    for (model, backend, batch), points in sorted(series.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], "-o", label=f"{model} ({backend}, batch {batch})")
+    ax.set_xlabel("threads")
+    ax.set_ylabel("images per second")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def power_trace(power: dict, path: Path) -> Path:
+    """Power over time with the idle and load windows shaded."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    samples = power["samples"]
+    if samples:
+        t, w = zip(*samples)
+        ax.plot(t, w, lw=1)
+    ax.axvspan(*power["idle_window"], color="grey", alpha=0.2, label="idle")
+    for i, (label, start, end) in enumerate(power["windows"]):
+        ax.axvspan(start, end, color=f"C{i % 10}", alpha=0.15)
+        ax.text((start + end) / 2, ax.get_ylim()[1], label, fontsize=6, rotation=90, va="top", ha="center")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("watts")
+    ax.set_title(f"power ({power['meter']}, {power['rate_hz']} Hz)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
