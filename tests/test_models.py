@@ -1,0 +1,47 @@
+"""The bundled models: present, within their budgets, and as accurate as their cards say."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from edge_digits import tflm
+from edge_digits.convert import summarize_model
+from edge_digits.evaluate import evaluate_tflite
+from edge_digits.models import ModelNotFound, bundled_model, model_card, resolve_model
+
+BUDGETS = {"standard": {"bytes": 64 * 1024, "accuracy": 0.995},
+           "micro": {"bytes": 24 * 1024, "accuracy": 0.990, "arena": 12 * 1024}}
+MICRO_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX"}
+
+
+@pytest.mark.parametrize("name", ["standard", "micro"])
+def test_bundled_model_meets_its_card_on_the_full_test_set(name: str, mnist_cache) -> None:
+    path = bundled_model(name)
+    card = model_card(name)
+    data = path.read_bytes()
+    assert card["sha256"] == hashlib.sha256(data).hexdigest(), "the card describes this very file"
+    assert card["tflite_bytes"] == len(data) <= BUDGETS[name]["bytes"]
+    result = evaluate_tflite(path, cache_dir=mnist_cache)
+    assert result.count == 10000
+    assert result.accuracy == pytest.approx(card["accuracy_int8"], abs=1e-9)
+    assert result.accuracy >= BUDGETS[name]["accuracy"]
+    assert abs(card["accuracy_int8_tflm"] - card["accuracy_int8"]) <= 0.001, "TFLM within 0.1 points of LiteRT"
+    summary = summarize_model(data)
+    assert summary.inputs[0].dtype == summary.outputs[0].dtype == "int8" and not summary.float_tensors
+
+
+def test_micro_uses_only_microcontroller_ops_and_fits_the_arena() -> None:
+    data = bundled_model("micro").read_bytes()
+    assert set(summarize_model(data).ops) <= MICRO_OPS
+    arena = tflm.measure_arena(data).total_bytes
+    assert arena == model_card("micro")["tflm_arena_bytes"] <= BUDGETS["micro"]["arena"]
+    assert tflm.allocates(data, arena) and not tflm.allocates(data, int(arena * 0.95))
+
+
+def test_model_lookup() -> None:
+    assert resolve_model(None) == bundled_model("standard")
+    assert resolve_model("micro") == bundled_model("micro")
+    with pytest.raises(ModelNotFound, match="choose from standard, micro"):
+        bundled_model("huge")
