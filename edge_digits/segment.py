@@ -1,0 +1,363 @@
+"""Find handwritten digits in a camera frame and make them look like MNIST.
+
+The steps follow the issue: grey image, illumination correction against an
+estimated paper background, a hysteresis threshold (Otsu-based, with a floor so
+a blank page stays blank), a small closing, connected components filtered on
+size, aspect and ink, merging of broken strokes, splitting of touching digits
+at ink-projection minima, and grouping into text lines in reading order
+(rows top to bottom, columns left to right inside a row). Each digit is then
+normalised as MNIST was made: fit into 20x20 keeping the aspect ratio, stroke
+width brought close to MNIST's, centred by centre of mass in 28x28.
+
+Only numpy and OpenCV are used, so this runs on a Pi without TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in frame pixels: left, top, width, height."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def x2(self) -> int:
+        return self.x + self.w
+
+    @property
+    def y2(self) -> int:
+        return self.y + self.h
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+    def union(self, other: Box) -> Box:
+        x, y = min(self.x, other.x), min(self.y, other.y)
+        return Box(x, y, max(self.x2, other.x2) - x, max(self.y2, other.y2) - y)
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+
+@dataclass
+class Glyph:
+    """One candidate digit: its box and its own ink mask (uint8 0/1, box-sized)."""
+
+    box: Box
+    mask: np.ndarray
+
+
+@dataclass
+class Segmentation:
+    """What segmentation found: lines of glyphs in reading order, plus the ink map used."""
+
+    lines: list[list[Glyph]]
+    ink: np.ndarray
+    binary: np.ndarray
+    digit_height: float = 0.0
+    dropped: int = 0
+
+    @property
+    def glyphs(self) -> list[Glyph]:
+        return [g for line in self.lines for g in line]
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """Tunable thresholds; defaults read phone photos and Pi camera frames of pen on paper."""
+
+    ink_floor: float = 0.10          # weakest ink contrast ever counted as ink (fraction of paper brightness)
+    strong_ratio: float = 1.6        # seeds must be this many times the weak threshold
+    min_height_frac: float = 0.018   # digits smaller than this share of the frame's short side are noise
+    max_height_frac: float = 0.5     # and larger than this share are not digits
+    min_fill: float = 0.04           # ink pixels / box area
+    max_fill: float = 0.85
+    line_gap: float = 2.2            # a horizontal gap wider than this many digit heights starts a new line
+    split_aspect: float = 1.0        # components wider than this times the digit height get split
+    extra_cuts: tuple[int, ...] = field(default=())
+
+
+MNIST_STROKE = 11.0   # 4 x mean distance-to-background of MNIST test strokes at 4x scale (measured)
+_WORK = 80            # digits are normalised at 4x the 20-pixel MNIST box, then area-downsampled
+
+
+def to_grey(frame: np.ndarray) -> np.ndarray:
+    """BGR, BGRA or grey uint8 to grey uint8."""
+    if frame.ndim == 2:
+        return frame
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+
+
+def ink_map(grey: np.ndarray) -> np.ndarray:
+    """Ink contrast in [0, 1]: how much darker each pixel is than the estimated paper around it.
+
+    The paper is estimated with a grey-level closing (which erases pen strokes)
+    on a quarter-size image, then smoothed and scaled back, so shadows and
+    uneven light divide out.
+    """
+    h, w = grey.shape
+    small = cv2.resize(grey, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    k = max(5, (min(small.shape) // 12) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
+    bg = cv2.blur(bg, (k, k))
+    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    ink = (bg - grey.astype(np.float32)) / np.maximum(bg, 16.0)
+    return np.clip(ink, 0.0, 1.0)
+
+
+def binarize(ink: np.ndarray, params: SegmentParams = SegmentParams()) -> np.ndarray:
+    """Hysteresis threshold: weak ink is kept only where it touches strong ink (uint8 0/1)."""
+    ink8 = (ink * 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    weak = max(params.ink_floor, 0.5 * otsu / 255.0)
+    strong = min(0.9, weak * params.strong_ratio)
+    weak_mask = (ink > weak).astype(np.uint8)
+    weak_mask = cv2.morphologyEx(weak_mask, cv2.MORPH_CLOSE, np.ones((2, 2), np.uint8))
+    n, labels = cv2.connectedComponents(weak_mask, connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[ink > strong])] = True
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
+def _components(binary: np.ndarray) -> tuple[list[Glyph], np.ndarray]:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    glyphs = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        mask = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+        glyphs.append(Glyph(Box(x, y, w, h), mask))
+    return glyphs, stats
+
+
+def _merge(a: Glyph, b: Glyph) -> Glyph:
+    box = a.box.union(b.box)
+    mask = np.zeros((box.h, box.w), np.uint8)
+    for g in (a, b):
+        oy, ox = g.box.y - box.y, g.box.x - box.x
+        mask[oy:oy + g.box.h, ox:ox + g.box.w] |= g.mask
+    return Glyph(box, mask)
+
+
+def _x_overlap(a: Box, b: Box) -> float:
+    return max(0, min(a.x2, b.x2) - max(a.x, b.x)) / max(1, min(a.w, b.w))
+
+
+def _y_overlap(a: Box, b: Box) -> float:
+    return max(0, min(a.y2, b.y2) - max(a.y, b.y)) / max(1, min(a.h, b.h))
+
+
+def _merge_broken(glyphs: list[Glyph], height: float) -> list[Glyph]:
+    """Join pieces stacked over each other (a 5's cap, a broken 4) into one glyph."""
+    glyphs = sorted(glyphs, key=lambda g: g.box.x)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(glyphs)):
+            for j in range(i + 1, len(glyphs)):
+                a, b = glyphs[i].box, glyphs[j].box
+                if b.x > a.x2 + height:
+                    break
+                u = a.union(b)
+                small = a if a.h * a.w < b.h * b.w else b
+                gap = max(b.y - a.y2, a.y - b.y2)
+                stacked = _x_overlap(a, b) > 0.6 and gap < 0.25 * height and u.h < 1.5 * height
+                inside = _x_overlap(a, b) > 0.8 and _y_overlap(a, b) > 0.8 and small.h < 0.5 * height
+                if (stacked or inside) and u.w < 1.1 * height:
+                    glyphs[i] = _merge(glyphs[i], glyphs[j])
+                    del glyphs[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return glyphs
+
+
+def _split(g: Glyph, height: float, params: SegmentParams) -> list[Glyph]:
+    """Cut a too-wide component into digits at the weakest columns of its ink profile."""
+    box = g.box
+    if box.w <= params.split_aspect * max(height, box.h * 0.9) and box.w <= 1.5 * box.h:
+        return [g]
+    width = min(0.62 * max(height, box.h * 0.8), 1.1 * box.h)
+    n = max(2, int(round(box.w / width)))
+    profile = g.mask.sum(axis=0).astype(np.float32)
+    profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    cuts = []
+    for k in range(1, n):
+        centre = box.w * k / n
+        lo, hi = int(centre - 0.3 * box.w / n), int(centre + 0.3 * box.w / n) + 1
+        lo, hi = max(1, lo), min(box.w - 1, hi)
+        if hi <= lo:
+            continue
+        cuts.append(lo + int(np.argmin(profile[lo:hi])))
+    pieces = []
+    edges = [0, *cuts, box.w]
+    for a, b in zip(edges[:-1], edges[1:]):
+        sub = g.mask[:, a:b]
+        rows = np.flatnonzero(sub.any(axis=1))
+        cols = np.flatnonzero(sub.any(axis=0))
+        if len(rows) == 0:
+            continue
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        pieces.append(Glyph(Box(box.x + a + x0, box.y + y0, x1 - x0, y1 - y0), sub[y0:y1, x0:x1].copy()))
+    return pieces
+
+
+def _group_lines(glyphs: list[Glyph], height: float, params: SegmentParams) -> list[list[Glyph]]:
+    """Chain glyphs left to right into lines, then order lines as rows top to bottom, columns left to right."""
+    lines: list[list[Glyph]] = []
+    for g in sorted(glyphs, key=lambda g: g.box.x):
+        best, best_score = None, 0.0
+        for line in lines:
+            last = line[-1].box
+            gap = g.box.x - last.x2
+            if gap > params.line_gap * height:
+                continue
+            overlap = _y_overlap(last, g.box)
+            centre = 1.0 - abs(last.cy - g.box.cy) / height
+            score = max(overlap, centre)
+            if score > 0.45 and score > best_score:
+                best, best_score = line, score
+        if best is None:
+            lines.append([g])
+        else:
+            best.append(g)
+
+    def span(line: list[Glyph]) -> tuple[float, float]:
+        cys = sorted(g.box.cy for g in line)
+        mid = cys[len(cys) // 2]
+        return mid - height / 2, mid + height / 2
+
+    lines.sort(key=lambda ln: span(ln)[0])
+    rows: list[list[list[Glyph]]] = []
+    for line in lines:
+        top, bottom = span(line)
+        for row in rows:
+            rtop, rbottom = span(row[0])
+            if min(bottom, rbottom) - max(top, rtop) > 0.5 * height:
+                row.append(line)
+                break
+        else:
+            rows.append([line])
+    return [line for row in rows for line in sorted(row, key=lambda ln: ln[0].box.x)]
+
+
+def segment(frame: np.ndarray, params: SegmentParams = SegmentParams()) -> Segmentation:
+    """Find digit glyphs in a BGR or grey frame and group them into lines in reading order."""
+    grey = to_grey(frame)
+    ink = ink_map(grey)
+    binary = binarize(ink, params)
+    glyphs, _ = _components(binary)
+    fh, fw = grey.shape
+    short = min(fh, fw)
+    border = 2
+    candidates = []
+    for g in glyphs:
+        b = g.box
+        if b.h < params.min_height_frac * short and b.w < params.min_height_frac * short:
+            continue
+        if b.h > params.max_height_frac * short or b.w > params.max_height_frac * fw:
+            continue
+        if b.x < border or b.y < border or b.x2 > fw - border or b.y2 > fh - border:
+            continue
+        candidates.append(g)
+    dropped = len(glyphs) - len(candidates)
+    if not candidates:
+        return Segmentation([], ink, binary, 0.0, dropped)
+    heights = np.array([g.box.h for g in candidates], np.float32)
+    sizes = np.array([max(g.box.w, g.box.h) for g in candidates], np.float32)
+    height = float(np.median(heights[sizes >= 0.35 * np.percentile(sizes, 90)]))
+    kept = []
+    for g in candidates:
+        b = g.box
+        fill = g.mask.sum() / float(b.w * b.h)
+        thin = b.h >= 0.4 * height and b.w <= 0.35 * b.h
+        normal = b.h >= 0.4 * height and params.min_fill <= fill <= params.max_fill
+        small = max(b.w, b.h) >= 0.28 * height and b.h >= 0.2 * height and 0.15 <= fill <= params.max_fill
+        if thin or normal or small:
+            kept.append(g)
+    merged = _merge_broken(kept, height)
+    digits = []
+    for g in merged:
+        if g.box.h > 3.0 * height:
+            continue
+        digits.extend(_split(g, height, params))
+    dropped += len(merged) - len(digits) if len(digits) < len(merged) else 0
+    return Segmentation(_group_lines(digits, height, params), ink, binary, height, dropped)
+
+
+def normalize_digit(mask: np.ndarray, stroke: float = MNIST_STROKE) -> np.ndarray:
+    """Turn one glyph mask into a 28x28 uint8 MNIST-style image (white ink on black).
+
+    The glyph is fitted into an 80x80 box (4x MNIST's 20x20), its stroke is
+    dilated or eroded towards MNIST's average width, it is area-downsampled to
+    20x20 (which gives MNIST's soft edges) and pasted into 28x28 so that its
+    centre of mass sits in the middle.
+    """
+    h, w = mask.shape
+    scale = _WORK / max(h, w)
+    nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    big = cv2.resize(mask * 255, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    big = (big > 127).astype(np.uint8)
+    pad = 12
+    canvas = np.zeros((nh + 2 * pad, nw + 2 * pad), np.uint8)
+    canvas[pad:pad + nh, pad:pad + nw] = big
+    if big.any():
+        dist = cv2.distanceTransform(canvas, cv2.DIST_L2, 3)
+        width = 4.0 * float(dist[canvas > 0].mean())
+        delta = int(round((stroke - width) / 2))
+        if delta > 0:
+            k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * delta + 1, 2 * delta + 1))
+            canvas = cv2.dilate(canvas, k)
+        elif delta < 0 and width > 1.6 * stroke:
+            k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (-2 * delta + 1, -2 * delta + 1))
+            eroded = cv2.erode(canvas, k)
+            if eroded.sum() > 0.3 * canvas.sum():
+                canvas = eroded
+    ys, xs = np.nonzero(canvas)
+    if len(ys) == 0:
+        return np.zeros((28, 28), np.uint8)
+    crop = canvas[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32) * 255.0
+    ch, cw = crop.shape
+    s = 20.0 / max(ch, cw)
+    th, tw = max(1, int(round(ch * s))), max(1, int(round(cw * s)))
+    small = cv2.resize(crop, (tw, th), interpolation=cv2.INTER_AREA)
+    total = small.sum()
+    if total <= 0:
+        return np.zeros((28, 28), np.uint8)
+    cy = float((small.sum(axis=1) * np.arange(th)).sum() / total)
+    cx = float((small.sum(axis=0) * np.arange(tw)).sum() / total)
+    m = np.float32([[1, 0, 13.5 - cx], [0, 1, 13.5 - cy]])
+    out = cv2.warpAffine(small, m, (28, 28), flags=cv2.INTER_LINEAR, borderValue=0)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def normalize_all(glyphs: list[Glyph]) -> np.ndarray:
+    """All glyphs of a frame as one (N, 28, 28) uint8 batch for the classifier."""
+    if not glyphs:
+        return np.zeros((0, 28, 28), np.uint8)
+    return np.stack([normalize_digit(g.mask) for g in glyphs])
+
+
+def rotate_frame(frame: np.ndarray, degrees_cw: int) -> np.ndarray:
+    """Turn a frame 0, 90, 180 or 270 degrees clockwise."""
+    codes = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    d = degrees_cw % 360
+    if d == 0:
+        return frame
+    if d not in codes:
+        raise ValueError(f"rotation must be 0, 90, 180 or 270 degrees, not {degrees_cw}")
+    return cv2.rotate(frame, codes[d])
