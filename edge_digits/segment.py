@@ -65,7 +65,6 @@ class Segmentation:
     ink: np.ndarray
     binary: np.ndarray
     digit_height: float = 0.0
-    dropped: int = 0
 
     @property
     def glyphs(self) -> list[Glyph]:
@@ -176,7 +175,8 @@ def _merge_broken(glyphs: list[Glyph], height: float) -> list[Glyph]:
                 gap = max(b.y - a.y2, a.y - b.y2)
                 stacked = _x_overlap(a, b) > 0.6 and gap < 0.25 * height and u.h < 1.5 * height
                 inside = _x_overlap(a, b) > 0.8 and _y_overlap(a, b) > 0.8 and small.h < 0.5 * height
-                if (stacked or inside) and u.w < 1.1 * height:
+                narrow = u.w <= 1.25 * max(a.w, b.w) + 2 and u.w < 1.1 * height
+                if (stacked or inside) and narrow:
                     glyphs[i] = _merge(glyphs[i], glyphs[j])
                     del glyphs[j]
                     changed = True
@@ -186,13 +186,14 @@ def _merge_broken(glyphs: list[Glyph], height: float) -> list[Glyph]:
     return glyphs
 
 
-def _split(g: Glyph, height: float, params: SegmentParams) -> list[Glyph]:
-    """Cut a too-wide component into digits at the weakest columns of its ink profile."""
+def _too_wide(box: Box, height: float, params: SegmentParams) -> bool:
+    """Wider than one digit: against the line's digit height, or against its own height when small."""
+    return box.w > params.split_aspect * max(height, box.h * 0.9) or (box.w > 1.5 * box.h and box.w > 0.5 * height)
+
+
+def cut_glyph(g: Glyph, n: int) -> list[Glyph]:
+    """Cut a glyph into ``n`` pieces at the weakest columns of its ink profile near even spacing."""
     box = g.box
-    if box.w <= params.split_aspect * max(height, box.h * 0.9) and box.w <= 1.5 * box.h:
-        return [g]
-    width = min(0.62 * max(height, box.h * 0.8), 1.1 * box.h)
-    n = max(2, int(round(box.w / width)))
     profile = g.mask.sum(axis=0).astype(np.float32)
     profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
     cuts = []
@@ -200,10 +201,9 @@ def _split(g: Glyph, height: float, params: SegmentParams) -> list[Glyph]:
         centre = box.w * k / n
         lo, hi = int(centre - 0.3 * box.w / n), int(centre + 0.3 * box.w / n) + 1
         lo, hi = max(1, lo), min(box.w - 1, hi)
-        if hi <= lo:
-            continue
-        cuts.append(lo + int(np.argmin(profile[lo:hi])))
-    pieces = []
+        if hi > lo:
+            cuts.append(lo + int(np.argmin(profile[lo:hi])))
+    pieces: list[Glyph] = []
     edges = [0, *cuts, box.w]
     for a, b in zip(edges[:-1], edges[1:]):
         sub = g.mask[:, a:b]
@@ -211,9 +211,38 @@ def _split(g: Glyph, height: float, params: SegmentParams) -> list[Glyph]:
         cols = np.flatnonzero(sub.any(axis=0))
         if len(rows) == 0:
             continue
-        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
         pieces.append(Glyph(Box(box.x + a + x0, box.y + y0, x1 - x0, y1 - y0), sub[y0:y1, x0:x1].copy()))
     return pieces
+
+
+def _split(g: Glyph, height: float, params: SegmentParams, depth: int = 0) -> list[Glyph]:
+    """Split a too-wide component into digits; the count is guessed from the width.
+
+    Each piece is checked again with its own height, so a small pair ("00")
+    touching a tall digit is split once more.
+    """
+    box = g.box
+    if depth >= 3 or not _too_wide(box, height, params):
+        return [g]
+    width = min(0.62 * max(height, box.h * 0.8), 1.1 * box.h)
+    n = max(2, int(round(box.w / width)))
+    return [p for piece in cut_glyph(g, n) for p in _split(piece, height, params, depth + 1)]
+
+
+def _split_wide_in_line(line: list[Glyph], height: float) -> list[Glyph]:
+    """Cut glyphs far wider than their line's typical digit: touching pairs that looked digit-shaped alone."""
+    widths = [g.box.w for g in line if g.box.w >= 0.35 * g.box.h]
+    if len(widths) < 4:
+        return line
+    typical = float(np.median(widths))
+    out: list[Glyph] = []
+    for g in line:
+        if g.box.w > 1.8 * typical and g.box.w > 0.7 * height:
+            out.extend(cut_glyph(g, max(2, int(g.box.w / typical + 0.3))))
+        else:
+            out.append(g)
+    return out
 
 
 def _group_lines(glyphs: list[Glyph], height: float, params: SegmentParams) -> list[list[Glyph]]:
@@ -274,29 +303,29 @@ def segment(frame: np.ndarray, params: SegmentParams = SegmentParams()) -> Segme
         if b.x < border or b.y < border or b.x2 > fw - border or b.y2 > fh - border:
             continue
         candidates.append(g)
-    dropped = len(glyphs) - len(candidates)
     if not candidates:
-        return Segmentation([], ink, binary, 0.0, dropped)
+        return Segmentation([], ink, binary, 0.0)
     heights = np.array([g.box.h for g in candidates], np.float32)
     sizes = np.array([max(g.box.w, g.box.h) for g in candidates], np.float32)
     height = float(np.median(heights[sizes >= 0.35 * np.percentile(sizes, 90)]))
-    kept = []
-    for g in candidates:
+
+    def digit_like(g: Glyph) -> bool:
         b = g.box
         fill = g.mask.sum() / float(b.w * b.h)
         thin = b.h >= 0.4 * height and b.w <= 0.35 * b.h
         normal = b.h >= 0.4 * height and params.min_fill <= fill <= params.max_fill
         small = max(b.w, b.h) >= 0.28 * height and b.h >= 0.2 * height and 0.15 <= fill <= params.max_fill
-        if thin or normal or small:
-            kept.append(g)
-    merged = _merge_broken(kept, height)
+        return thin or normal or small
+
+    pieces = [g for g in candidates if digit_like(g) or max(g.box.w, g.box.h) >= 0.25 * height]
+    merged = [g for g in _merge_broken(pieces, height) if digit_like(g)]
     digits = []
     for g in merged:
         if g.box.h > 3.0 * height:
             continue
         digits.extend(_split(g, height, params))
-    dropped += len(merged) - len(digits) if len(digits) < len(merged) else 0
-    return Segmentation(_group_lines(digits, height, params), ink, binary, height, dropped)
+    lines = [_split_wide_in_line(line, height) for line in _group_lines(digits, height, params)]
+    return Segmentation(lines, ink, binary, height)
 
 
 def normalize_digit(mask: np.ndarray, stroke: float = MNIST_STROKE) -> np.ndarray:
