@@ -369,7 +369,7 @@ def normalize_digit(mask: np.ndarray, stroke: float = MNIST_STROKE) -> np.ndarra
         return np.zeros((28, 28), np.uint8)
     cy = float((small.sum(axis=1) * np.arange(th)).sum() / total)
     cx = float((small.sum(axis=0) * np.arange(tw)).sum() / total)
-    m = np.float32([[1, 0, 13.5 - cx], [0, 1, 13.5 - cy]])
+    m = np.float32([[1, 0, 14.0 - cx], [0, 1, 14.0 - cy]])
     out = cv2.warpAffine(small, m, (28, 28), flags=cv2.INTER_LINEAR, borderValue=0)
     return np.clip(out, 0, 255).astype(np.uint8)
 
