@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 
 from edge_digits.reader import DigitClassifier, read_frame
+from edge_digits.scoring import score_lines
 
 GOAL_DIGITS = 0.97
 GOAL_LINES = 0.75
@@ -33,28 +34,6 @@ def default_photos_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance between two strings.
-
-    >>> edit_distance("1247673", "124773")
-    1
-    """
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
-def _align_lines(truth: list[str], read: list[str]) -> list[tuple[str, str]]:
-    """Pair truth lines with read lines in order; missing reads are empty, extra reads pair with ''."""
-    pairs = [(t, read[i] if i < len(read) else "") for i, t in enumerate(truth)]
-    pairs += [("", r) for r in read[len(truth):]]
-    return pairs
 
 
 @dataclass
@@ -141,10 +120,8 @@ def load_truth(folder: Path) -> list[dict[str, object]]:
 
 def score_sheet(image: str, truth: list[str], read: list[str]) -> SheetResult:
     """Compare read lines with the truth: edits per line pair, exact lines."""
-    pairs = _align_lines(truth, read)
-    errors = sum(edit_distance(t, r) for t, r in pairs)
-    exact = sum(1 for t, r in pairs if t and t == r)
-    return SheetResult(image, truth, read, sum(len(t) for t in truth), errors, exact)
+    score = score_lines(truth, read)
+    return SheetResult(image, truth, read, score.digits, score.errors, score.lines_exact)
 
 
 def evaluate_photos(classifier: DigitClassifier, folder: Path | None = None,

@@ -8,13 +8,22 @@ The classifier is anything with ``predict(uint8 (N, 28, 28)) -> scores (N, 10)``
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import json
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
+from edge_digits.camera import CameraError, FrameError, FrameSource
+from edge_digits.fileio import atomic_write_bytes
+from edge_digits.scoring import score_lines
 from edge_digits.segment import Box, Segmentation, normalize_all, rotate_frame, segment
 
 ROTATIONS = (0, 90, 180, 270)
@@ -174,3 +183,253 @@ def _read_auto(frame: np.ndarray, classifier: DigitClassifier, keep_image: bool,
     best.timings_ms = {"preprocess": total - t_seg * 1e3 - t_inf, "segmentation": t_seg * 1e3,
                        "inference": t_inf}
     return best
+
+
+class ReaderError(RuntimeError):
+    """The run cannot start or go on (no GUI for --show, a video writer that will not open, no model)."""
+
+
+LOG_FIELDS = ("frame", "time", "capture_ms", "preprocess_ms", "segmentation_ms", "inference_ms",
+              "drawing_ms", "digits", "lines")
+
+
+class FrameLog:
+    """Per-frame timings as JSON Lines or CSV (by suffix), flushed after every row so Ctrl-C leaves a valid file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in (".jsonl", ".csv"):
+            raise ReaderError(f"--log must end in .jsonl or .csv, not {self.path.name}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "w", newline="", encoding="utf-8")
+        self._csv = None
+        if suffix == ".csv":
+            self._csv = csv.DictWriter(self._file, fieldnames=LOG_FIELDS)
+            self._csv.writeheader()
+            self._file.flush()
+
+    def write(self, row: dict[str, object]) -> None:
+        if self._csv is not None:
+            self._csv.writerow(row)
+        else:
+            self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
+def draw_reading(image: np.ndarray, reading: FrameReading, fps: float) -> np.ndarray:
+    """The frame with each digit's box and class, and the current FPS, drawn on a BGR copy."""
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    scale = max(0.4, min(out.shape[:2]) / 800)
+    for d in reading.digits:
+        b = d.box
+        colour = (0, 170, 0) if d.confidence >= 0.8 else (0, 140, 255)
+        cv2.rectangle(out, (b.x, b.y), (b.x2, b.y2), colour, 1)
+        cv2.putText(out, str(d.label), (b.x, max(10, b.y - 3)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2)
+    cv2.putText(out, f"{fps:.1f} FPS", (8, int(24 * scale / 0.6)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (0, 0, 255), 2)
+    return out
+
+
+@dataclass
+class RunOptions:
+    """How ``run`` reads, logs and shows; defaults read until the source ends, with no output files."""
+
+    rotate: int | str = 0
+    max_frames: int | None = None
+    log: Path | None = None
+    save_frames: Path | None = None
+    save_video: Path | None = None
+    show: bool = False
+    retries: int = 5
+    backoff_s: float = 0.5
+    backoff_max_s: float = 8.0
+
+
+@dataclass
+class RunSummary:
+    """What a run did: frames read and skipped, camera failures, speed, and accuracy where truth is known."""
+
+    source: str
+    backend: str
+    frames: int = 0
+    digits: int = 0
+    skipped: int = 0
+    camera_failures: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+    truth_digits: int = 0
+    truth_errors: int = 0
+    log: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def digit_accuracy(self) -> float | None:
+        return 1.0 - self.truth_errors / self.truth_digits if self.truth_digits else None
+
+    def as_dict(self) -> dict[str, object]:
+        d = dataclasses.asdict(self)
+        d["fps"] = round(self.fps, 2)
+        d["digit_accuracy"] = self.digit_accuracy
+        return d
+
+
+class _Outputs:
+    """The optional annotated outputs of a run: window, video file, PNG frames."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self._video: cv2.VideoWriter | None = None
+        self._video_size = (0, 0)
+        if options.show:
+            try:
+                cv2.namedWindow("edge-digits", cv2.WINDOW_NORMAL)
+            except cv2.error as exc:
+                raise ReaderError("--show needs OpenCV with a GUI (pip install opencv-python, "
+                                  "not opencv-python-headless) and a display") from exc
+
+    @property
+    def wanted(self) -> bool:
+        o = self.options
+        return o.show or o.save_video is not None or o.save_frames is not None
+
+    def write(self, index: int, view: np.ndarray) -> None:
+        o = self.options
+        if o.save_frames is not None:
+            ok, png = cv2.imencode(".png", view)
+            if ok:
+                atomic_write_bytes(Path(o.save_frames) / f"frame{index:06d}.png", png.tobytes())
+        if o.save_video is not None:
+            if self._video is None:
+                path = Path(o.save_video)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
+                self._video_size = (view.shape[1], view.shape[0])
+                self._video = cv2.VideoWriter(str(path), fourcc, 15.0, self._video_size)
+                if not self._video.isOpened():
+                    raise ReaderError(f"cannot write video {path} (use .avi or .mp4)")
+            if (view.shape[1], view.shape[0]) != self._video_size:
+                view = cv2.resize(view, self._video_size)
+            self._video.write(view)
+        if o.show:
+            cv2.imshow("edge-digits", view)
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                raise KeyboardInterrupt
+
+    def close(self) -> None:
+        if self._video is not None:
+            self._video.release()
+            self._video = None
+        if self.options.show:
+            cv2.destroyAllWindows()
+
+
+def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = RunOptions(),
+        on_frame: Callable[[dict[str, object]], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep) -> RunSummary:
+    """Read frames from ``source`` until it ends, ``max_frames`` or Ctrl-C; returns what happened.
+
+    Each frame is read by :func:`read_frame`; ``on_frame`` gets its record
+    (source, frame, time, lines, digits, per-stage timings). A bad frame is
+    skipped with a warning; a failing camera is closed and reopened with
+    doubling back-off, up to ``retries`` failures in a row. Logs and outputs
+    are flushed and closed however the run ends, Ctrl-C included.
+    """
+    warn = on_warning or (lambda msg: None)
+    summary = RunSummary(source.name, str(getattr(classifier, "backend", type(classifier).__name__)))
+    log = FrameLog(options.log) if options.log is not None else None
+    summary.log = str(options.log) if options.log is not None else None
+    outputs = _Outputs(options)
+    truth_of = getattr(source, "truth", None)
+    index, failures, backoff = 0, 0, options.backoff_s
+    fps = 0.0
+    start = time.perf_counter()
+    try:
+        source.open()
+        while options.max_frames is None or summary.frames < options.max_frames:
+            t0 = time.perf_counter()
+            try:
+                frame = source.read()
+            except FrameError as exc:
+                summary.skipped += 1
+                warn(f"skipped a frame: {exc}")
+                continue
+            except CameraError as exc:
+                summary.camera_failures += 1
+                failures += 1
+                if failures > options.retries:
+                    raise CameraError(f"{source.name} failed {failures} times in a row, giving up: {exc}") from exc
+                warn(f"{exc}; reopening in {backoff:.1f} s (retry {failures}/{options.retries})")
+                source.close()
+                sleep(backoff)
+                backoff = min(backoff * 2, options.backoff_max_s)
+                try:
+                    source.open()
+                except CameraError as reopen_exc:
+                    warn(f"reopening {source.name} failed: {reopen_exc}")
+                continue
+            if frame is None:
+                break
+            failures, backoff = 0, options.backoff_s
+            t1 = time.perf_counter()
+            reading = read_frame(frame, classifier, options.rotate, keep_image=outputs.wanted)
+            t2 = time.perf_counter()
+            if outputs.wanted and reading.image is not None:
+                outputs.write(index, draw_reading(reading.image, reading, fps))
+            t3 = time.perf_counter()
+            fps = 1.0 / max(t3 - t0, 1e-9) if fps == 0 else 0.9 * fps + 0.1 / max(t3 - t0, 1e-9)
+            timings = {"capture": (t1 - t0) * 1e3, **reading.timings_ms, "drawing": (t3 - t2) * 1e3}
+            now = time.time()
+            record: dict[str, object] = {
+                "source": source.name, "frame": index, "time": round(now, 3), "rotation": reading.rotation,
+                "lines": reading.lines, "digits": [d.as_dict() for d in reading.digits],
+                "timings_ms": {k: round(v, 3) for k, v in timings.items()},
+            }
+            if callable(truth_of):
+                truth = truth_of(index)
+                score = score_lines(truth, reading.lines)
+                record["truth"] = truth
+                summary.truth_digits += score.digits
+                summary.truth_errors += score.errors
+            if log is not None:
+                log.write({"frame": index, "time": round(now, 3),
+                           **{f"{k}_ms": round(timings.get(k, 0.0), 3) for k in
+                              ("capture", "preprocess", "segmentation", "inference", "drawing")},
+                           "digits": len(reading.digits), "lines": " ".join(reading.lines)})
+            summary.frames += 1
+            summary.digits += len(reading.digits)
+            index += 1
+            if on_frame is not None:
+                on_frame(record)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        summary.seconds = time.perf_counter() - start
+        source.close()
+        outputs.close()
+        if log is not None:
+            log.close()
+    return summary
+
+
+def load_classifier(model: Path | None = None, backend: str = "auto", threads: int = 1) -> DigitClassifier:
+    """The project's int8 classifier: ``model`` or the bundled ``standard`` one, on the chosen interpreter."""
+    try:
+        from edge_digits.models import bundled_model
+        from edge_digits.runtime import Classifier
+    except ImportError as exc:
+        raise ReaderError(f"the model runtime is not installed with this edge-digits ({exc})") from exc
+    path = Path(model) if model is not None else bundled_model("standard")
+    if not path.is_file():
+        raise ReaderError(f"model {path} does not exist")
+    return Classifier(path, backend=backend, threads=threads)

@@ -14,7 +14,7 @@ Only numpy and OpenCV are used, so this runs on a Pi without TensorFlow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -81,8 +81,7 @@ class SegmentParams:
     min_fill: float = 0.04           # ink pixels / box area
     max_fill: float = 0.85
     line_gap: float = 2.2            # a horizontal gap wider than this many digit heights starts a new line
-    split_aspect: float = 1.0        # components wider than this times the digit height get split
-    extra_cuts: tuple[int, ...] = field(default=())
+    split_aspect: float = 1.25       # components wider than this times the digit height get split
 
 
 MNIST_STROKE = 11.0   # 4 x mean distance-to-background of MNIST test strokes at 4x scale (measured)
