@@ -155,7 +155,8 @@ def _y_overlap(a: Box, b: Box) -> float:
 
 
 def _merge_broken(glyphs: list[Glyph], height: float) -> list[Glyph]:
-    """Join pieces stacked over each other (a 5's cap, a broken 4) into one glyph."""
+    """Join pieces of one digit: stacked over each other (a broken 4), one inside the other, or a
+    flat cap sitting at the top right of a digit's body (a 5 written in two strokes)."""
     glyphs = sorted(glyphs, key=lambda g: g.box.x)
     changed = True
     while changed:
@@ -171,7 +172,12 @@ def _merge_broken(glyphs: list[Glyph], height: float) -> list[Glyph]:
                 stacked = _x_overlap(a, b) > 0.6 and gap < 0.25 * height and u.h < 1.5 * height
                 inside = _x_overlap(a, b) > 0.8 and _y_overlap(a, b) > 0.8 and small.h < 0.5 * height
                 narrow = u.w <= 1.25 * max(a.w, b.w) + 2 and u.w < 1.1 * height
-                if (stacked or inside) and narrow:
+                body = b if small is a else a
+                hgap = max(b.x - a.x2, a.x - b.x2)
+                cap = (small.w >= 1.3 * small.h and small.h < 0.35 * height and small.x >= body.x
+                       and hgap < 0.15 * height and small.y2 <= body.y + 0.45 * body.h
+                       and body.h >= 0.4 * height and u.w < 1.1 * height)
+                if (stacked or inside) and narrow or cap:
                     glyphs[i] = _merge(glyphs[i], glyphs[j])
                     del glyphs[j]
                     changed = True
@@ -182,8 +188,8 @@ def _merge_broken(glyphs: list[Glyph], height: float) -> list[Glyph]:
 
 
 def _too_wide(box: Box, height: float, params: SegmentParams) -> bool:
-    """Wider than one digit: against the line's digit height, or against its own height when small."""
-    return box.w > params.split_aspect * max(height, box.h * 0.9) or (box.w > 1.5 * box.h and box.w > 0.5 * height)
+    """Wider than one digit can be, against the page's digit height."""
+    return box.w > params.split_aspect * max(height, box.h * 0.9)
 
 
 def cut_glyph(g: Glyph, n: int) -> list[Glyph]:
@@ -211,18 +217,12 @@ def cut_glyph(g: Glyph, n: int) -> list[Glyph]:
     return pieces
 
 
-def _split(g: Glyph, height: float, params: SegmentParams, depth: int = 0) -> list[Glyph]:
-    """Split a too-wide component into digits; the count is guessed from the width.
-
-    Each piece is checked again with its own height, so a small pair ("00")
-    touching a tall digit is split once more.
-    """
-    box = g.box
-    if depth >= 3 or not _too_wide(box, height, params):
+def _split(g: Glyph, height: float, width: float, params: SegmentParams, depth: int = 0) -> list[Glyph]:
+    """Split a too-wide component into digits; the count comes from the page's typical digit width."""
+    if depth >= 2 or not _too_wide(g.box, height, params):
         return [g]
-    width = min(0.62 * max(height, box.h * 0.8), 1.1 * box.h)
-    n = max(2, int(round(box.w / width)))
-    return [p for piece in cut_glyph(g, n) for p in _split(piece, height, params, depth + 1)]
+    n = max(2, int(g.box.w / width + 0.25))
+    return [p for piece in cut_glyph(g, n) for p in _split(piece, height, width, params, depth + 1)]
 
 
 def _split_wide_in_line(line: list[Glyph], height: float) -> list[Glyph]:
@@ -313,11 +313,11 @@ def segment(frame: np.ndarray, params: SegmentParams = SegmentParams()) -> Segme
 
     pieces = [g for g in candidates if digit_like(g) or max(g.box.w, g.box.h) >= 0.25 * height]
     merged = [g for g in _merge_broken(pieces, height) if digit_like(g)]
-    digits = []
-    for g in merged:
-        if g.box.h > 3.0 * height:
-            continue
-        digits.extend(_split(g, height, params))
+    merged = [g for g in merged if g.box.h <= 3.0 * height]
+    widths = [g.box.w for g in merged if 0.35 * height <= g.box.w <= height]
+    width = max(float(np.median(widths)) if widths else 0.0, 0.62 * height)
+    digits = [p for g in merged for p in _split(g, height, width, params)]
+    digits = _merge_broken(digits, height)
     lines = [_split_wide_in_line(line, height) for line in _group_lines(digits, height, params)]
     return Segmentation(lines, ink, height)
 
