@@ -141,7 +141,7 @@ def convert(model: Path, out: Path, name: str, calibration: int, verify: int, ar
                    f"identical int8 outputs {v.identical_share:.2%} (max difference {v.max_abs_diff})")
 
 
-_BACKENDS = ["auto", "ai-edge-litert", "tflite-runtime", "tensorflow"]
+_BACKENDS = ["auto", "litert", "tflite-runtime", "tensorflow", "tflm"]
 _model_options = [
     click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="An int8 .tflite digit model (default: the bundled standard model)."),

@@ -429,7 +429,10 @@ def load_classifier(model: Path | None = None, backend: str = "auto", threads: i
         from edge_digits.runtime import Classifier
     except ImportError as exc:
         raise ReaderError(f"the model runtime is not installed with this edge-digits ({exc})") from exc
-    path = Path(model) if model is not None else bundled_model("standard")
+    try:
+        path = Path(model) if model is not None else bundled_model("standard")
+    except FileNotFoundError as exc:
+        raise ReaderError(f"{exc}; pass --model PATH") from exc
     if not path.is_file():
         raise ReaderError(f"model {path} does not exist")
     return Classifier(path, backend=backend, threads=threads)

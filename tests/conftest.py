@@ -125,7 +125,7 @@ def classifier(request: pytest.FixtureRequest, mnist: tuple[np.ndarray, ...]) ->
         from edge_digits.runtime import Classifier
 
         return Classifier(bundled_model("standard"))
-    except ImportError:
+    except (ImportError, FileNotFoundError, RuntimeError):
         pass
     from quick_model import TfliteClassifier, train_quick_model
 

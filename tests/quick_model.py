@@ -81,7 +81,7 @@ def train_quick_model(out_path: Path, x: np.ndarray, y: np.ndarray, epochs: int 
 class TfliteClassifier:
     """``predict(uint8 (N,28,28)) -> float (N,10)`` over an int8 TFLite model (ai-edge-litert)."""
 
-    backend = "ai-edge-litert"
+    backend = "litert"
 
     def __init__(self, model_path: Path, threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
