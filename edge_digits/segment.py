@@ -126,7 +126,7 @@ def find_glyphs(ink: np.ndarray, params: SegmentParams = SegmentParams()) -> lis
     _, weak_mask = cv2.threshold(ink, weak, 1, cv2.THRESH_BINARY)
     weak_mask = cv2.morphologyEx(weak_mask, cv2.MORPH_CLOSE, np.ones((2, 2), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(weak_mask, 8, cv2.CV_32S, cv2.CCL_BBDT)
-    min_side = max(3, int(0.5 * params.min_height_frac * min(ink.shape)))
+    min_side = max(3, int(0.8 * params.min_height_frac * min(ink.shape)))
     big = np.flatnonzero(np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) >= min_side) + 1
     glyphs = []
     for i in big:
@@ -154,36 +154,41 @@ def _y_overlap(a: Box, b: Box) -> float:
     return max(0, min(a.y2, b.y2) - max(a.y, b.y)) / max(1, min(a.h, b.h))
 
 
+def _belong_together(a: Box, b: Box, height: float) -> bool:
+    """Two pieces of one digit: stacked (a broken 4), one inside the other, or a flat cap at the
+    top right of a digit's body (a 5 written in two strokes)."""
+    if abs(a.cy - b.cy) > 1.5 * height:
+        return False
+    u = a.union(b)
+    small, body = (a, b) if a.h * a.w < b.h * b.w else (b, a)
+    gap = max(b.y - a.y2, a.y - b.y2)
+    xo = _x_overlap(a, b)
+    stacked = xo > 0.6 and gap < 0.25 * height and u.h < 1.5 * height
+    inside = xo > 0.8 and _y_overlap(a, b) > 0.8 and small.h < 0.5 * height
+    if (stacked or inside) and u.w <= 1.25 * max(a.w, b.w) + 2 and u.w < 1.1 * height:
+        return True
+    hgap = max(b.x - a.x2, a.x - b.x2)
+    return (small.w >= 1.3 * small.h and small.h < 0.35 * height and small.x >= body.x
+            and hgap < 0.15 * height and small.y2 <= body.y + 0.45 * body.h
+            and body.h >= 0.4 * height and u.w < 1.1 * height)
+
+
 def _merge_broken(glyphs: list[Glyph], height: float) -> list[Glyph]:
-    """Join pieces of one digit: stacked over each other (a broken 4), one inside the other, or a
-    flat cap sitting at the top right of a digit's body (a 5 written in two strokes)."""
+    """Join the pieces of each digit (see :func:`_belong_together`), scanning left to right."""
     glyphs = sorted(glyphs, key=lambda g: g.box.x)
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(glyphs)):
-            for j in range(i + 1, len(glyphs)):
-                a, b = glyphs[i].box, glyphs[j].box
-                if b.x > a.x2 + height:
-                    break
-                u = a.union(b)
-                small = a if a.h * a.w < b.h * b.w else b
-                gap = max(b.y - a.y2, a.y - b.y2)
-                stacked = _x_overlap(a, b) > 0.6 and gap < 0.25 * height and u.h < 1.5 * height
-                inside = _x_overlap(a, b) > 0.8 and _y_overlap(a, b) > 0.8 and small.h < 0.5 * height
-                narrow = u.w <= 1.25 * max(a.w, b.w) + 2 and u.w < 1.1 * height
-                body = b if small is a else a
-                hgap = max(b.x - a.x2, a.x - b.x2)
-                cap = (small.w >= 1.3 * small.h and small.h < 0.35 * height and small.x >= body.x
-                       and hgap < 0.15 * height and small.y2 <= body.y + 0.45 * body.h
-                       and body.h >= 0.4 * height and u.w < 1.1 * height)
-                if (stacked or inside) and narrow or cap:
-                    glyphs[i] = _merge(glyphs[i], glyphs[j])
-                    del glyphs[j]
-                    changed = True
-                    break
-            if changed:
+    i = 0
+    while i < len(glyphs):
+        j = i + 1
+        while j < len(glyphs):
+            a, b = glyphs[i].box, glyphs[j].box
+            if b.x > a.x2 + height:
                 break
+            if _belong_together(a, b, height):
+                glyphs[i] = _merge(glyphs[i], glyphs[j])
+                del glyphs[j]
+            else:
+                j += 1
+        i += 1
     return glyphs
 
 
@@ -348,7 +353,7 @@ def normalize_digit(mask: np.ndarray, stroke: float = MNIST_STROKE) -> np.ndarra
     if delta > 0:
         canvas = cv2.dilate(canvas, _KERNELS[min(delta, 15)])
     elif delta < 0 and width > 1.6 * stroke:
-        eroded = cv2.erode(canvas, _KERNELS[min(-delta, 15)])
+        eroded = (dist > -delta - 0.5).astype(np.uint8)  # erosion by a disc, read off the distance map
         if cv2.countNonZero(eroded) > 0.3 * area:
             canvas = eroded
     x, y, cw, ch = cv2.boundingRect(canvas)
