@@ -353,7 +353,7 @@ def normalize_digit(mask: np.ndarray, stroke: float = MNIST_STROKE) -> np.ndarra
     if delta > 0:
         canvas = cv2.dilate(canvas, _KERNELS[min(delta, 15)])
     elif delta < 0 and width > 1.6 * stroke:
-        eroded = (dist > -delta - 0.5).astype(np.uint8)  # erosion by a disc, read off the distance map
+        eroded = (dist > -delta + 0.5).astype(np.uint8)  # erosion by a disc, read off the distance map
         if cv2.countNonZero(eroded) > 0.3 * area:
             canvas = eroded
     x, y, cw, ch = cv2.boundingRect(canvas)
