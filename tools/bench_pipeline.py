@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "digits_per_frame": round(statistics.fmean(counts), 1),
         "frames": args.frames,
         "fps": round(1000.0 / mean, 1),
+        "fps_p50": round(1000.0 / statistics.median(totals), 1),
         "ms_mean": round(mean, 3),
         "ms_p50": round(statistics.median(totals), 3),
         "ms_p95": round(sorted(totals)[int(0.95 * (len(totals) - 1))], 3),
@@ -82,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{result['frame']} frames, {result['digits_per_frame']} digits each, one core ({args.core}), "
               f"backend {result['backend']} ({result['delegate']})")
-        print(f"{result['fps']} frames/s: mean {result['ms_mean']} ms, p50 {result['ms_p50']} ms, "
-              f"p95 {result['ms_p95']} ms")
+        print(f"{result['fps']} frames/s from the mean ({result['fps_p50']} from the median): "
+              f"mean {result['ms_mean']} ms, p50 {result['ms_p50']} ms, p95 {result['ms_p95']} ms")
         print("stages (ms): " + ", ".join(f"{k} {v}" for k, v in result["stages_ms"].items()))
     return 0
 
