@@ -111,3 +111,19 @@ def test_pi_path_never_imports_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(("tilt", "turned_ccw"), [(0, 90), (7, 0), (-9, 180), (5, 270)])
+def test_auto_rotation_turns_and_straightens(mnist: tuple[np.ndarray, ...], classifier: Any, tilt: float,
+                                             turned_ccw: int) -> None:
+    from test_segment import _page
+
+    x = mnist[2]
+    rows = [[x[i] for i in range(r * 8, r * 8 + 8)] for r in range(3)]
+    upright = _page(rows, [(120, 120 + 90 * r) for r in range(3)], size=48, pitch=1.0)
+    expected = read_frame(upright, classifier).lines
+    tilted = cv2.warpAffine(upright, cv2.getRotationMatrix2D((320, 240), tilt, 1.0), (640, 480), borderValue=235)
+    codes = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+    frame = cv2.rotate(tilted, codes[turned_ccw]) if turned_ccw else tilted
+    reading = read_frame(frame, classifier, rotate="auto")
+    assert reading.rotation == turned_ccw and reading.lines == expected
