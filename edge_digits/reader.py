@@ -223,15 +223,19 @@ class FrameLog:
             self._file.close()
 
 
-def draw_reading(image: np.ndarray, reading: FrameReading, fps: float) -> np.ndarray:
-    """The frame with each digit's box and class, and the current FPS, drawn on a BGR copy."""
-    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+def draw_reading(image: np.ndarray, reading: FrameReading, fps: float, box_scale: float = 1.0) -> np.ndarray:
+    """The frame with each digit's box and class, and the current FPS, drawn on a BGR copy.
+
+    ``box_scale`` maps boxes from the analysed frame onto a larger display
+    frame (picamera2's ``main`` stream).
+    """
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3].copy()
     scale = max(0.4, min(out.shape[:2]) / 800)
     for d in reading.digits:
-        b = d.box
+        x, y, x2, y2 = (int(round(v * box_scale)) for v in (d.box.x, d.box.y, d.box.x2, d.box.y2))
         colour = (0, 170, 0) if d.confidence >= 0.8 else (0, 140, 255)
-        cv2.rectangle(out, (b.x, b.y), (b.x2, b.y2), colour, 1)
-        cv2.putText(out, str(d.label), (b.x, max(10, b.y - 3)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2)
+        cv2.rectangle(out, (x, y), (x2, y2), colour, 1 if box_scale < 1.5 else 2)
+        cv2.putText(out, str(d.label), (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2)
     cv2.putText(out, f"{fps:.1f} FPS", (8, int(24 * scale / 0.6)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 (0, 0, 255), 2)
     return out
@@ -385,7 +389,12 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
             reading = read_frame(frame, classifier, options.rotate, keep_image=outputs.wanted)
             t2 = time.perf_counter()
             if outputs.wanted and reading.image is not None:
-                outputs.write(index, draw_reading(reading.image, reading, fps))
+                base, box_scale = reading.image, 1.0
+                display = source.display
+                if display is not None and options.rotate != "auto":
+                    base = rotate_frame(display, reading.rotation)
+                    box_scale = base.shape[1] / reading.image.shape[1]
+                outputs.write(index, draw_reading(base, reading, fps, box_scale))
             t3 = time.perf_counter()
             fps = 1.0 / max(t3 - t0, 1e-9) if fps == 0 else 0.9 * fps + 0.1 / max(t3 - t0, 1e-9)
             timings = {"capture": (t1 - t0) * 1e3, **reading.timings_ms, "drawing": (t3 - t2) * 1e3}

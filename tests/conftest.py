@@ -118,7 +118,8 @@ def classifier(request: pytest.FixtureRequest, mnist: tuple[np.ndarray, ...]) ->
 
     The bundled ``standard`` model on the project runtime when present; else
     the int8 model named by ``$EDGE_DIGITS_TEST_MODEL``; else a small CNN
-    trained once with tests/quick_model.py and kept in pytest's cache folder.
+    trained once with tests/quick_model.py (8 epochs, a few minutes on two
+    cores) and kept in pytest's cache folder.
     """
     try:
         from edge_digits.models import bundled_model
@@ -135,5 +136,5 @@ def classifier(request: pytest.FixtureRequest, mnist: tuple[np.ndarray, ...]) ->
     path = Path(request.config.cache.mkdir("edge-digits-quick-model")) / "quick_int8.tflite"
     if not path.is_file():
         x_train, y_train, _, _ = mnist
-        train_quick_model(path, x_train, y_train, epochs=3)
+        train_quick_model(path, x_train, y_train, epochs=8)
     return TfliteClassifier(path)

@@ -212,3 +212,12 @@ def test_image_files_glob_folder_and_corrupt_file(tmp_path: Path) -> None:
     assert src.read() is None
     with pytest.raises(cam.CameraError, match="no image files"):
         cam.ImageFilesSource(str(tmp_path / "*.jpg")).open()
+
+
+def test_picamera2_annotated_view_is_drawn_on_the_main_stream(fake_picamera2: type[FakePicamera2],
+                                                              classifier: Any, tmp_path: Path) -> None:
+    src = cam.Picamera2Source(0, lores_size=(160, 120), main_size=(640, 480), camera_class=fake_picamera2)
+    summary = run(src, classifier, RunOptions(max_frames=2, save_frames=tmp_path, rotate=90))
+    assert summary.frames == 2
+    saved = cv2.imread(str(tmp_path / "frame000000.png"))
+    assert saved.shape == (640, 480, 3)  # main stream, turned 90 degrees like the analysed frame
