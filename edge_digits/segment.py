@@ -284,45 +284,54 @@ def _group_lines(glyphs: list[Glyph], height: float, params: SegmentParams) -> l
     return [line for row in rows for line in sorted(row, key=lambda ln: ln[0].box.x)]
 
 
-def segment(frame: np.ndarray, params: SegmentParams = SegmentParams()) -> Segmentation:
-    """Find digit glyphs in a BGR or grey frame and group them into lines in reading order."""
-    grey = to_grey(frame)
-    ink = ink_map(grey)
-    glyphs = find_glyphs(ink, params)
-    fh, fw = grey.shape
-    short = min(fh, fw)
-    border = 2
-    candidates = []
+def _on_page(glyphs: list[Glyph], shape: tuple[int, int], params: SegmentParams) -> list[Glyph]:
+    """Drop specks, shapes too big to be digits (page edges, shadows) and anything touching the frame border."""
+    fh, fw = shape
+    short, border, lo = min(fh, fw), 2, params.min_height_frac * min(fh, fw)
+    out = []
     for g in glyphs:
         b = g.box
-        if b.h < params.min_height_frac * short and b.w < params.min_height_frac * short:
+        if b.h < lo and b.w < lo:
             continue
         if b.h > params.max_height_frac * short or b.w > params.max_height_frac * fw:
             continue
         if b.x < border or b.y < border or b.x2 > fw - border or b.y2 > fh - border:
             continue
-        candidates.append(g)
+        out.append(g)
+    return out
+
+
+def _digit_height(glyphs: list[Glyph]) -> float:
+    """Typical digit height of a page: the median height of the glyphs that are not mere fragments."""
+    heights = np.array([g.box.h for g in glyphs], np.float32)
+    sizes = np.array([max(g.box.w, g.box.h) for g in glyphs], np.float32)
+    return float(np.median(heights[sizes >= 0.35 * np.percentile(sizes, 90)]))
+
+
+def _digit_like(g: Glyph, height: float, params: SegmentParams) -> bool:
+    """Tall enough with plausible ink (or a thin 1), or a small closed shape such as a little 0."""
+    b = g.box
+    fill = g.mask.sum() / float(b.w * b.h)
+    thin = b.h >= 0.4 * height and b.w <= 0.35 * b.h
+    normal = b.h >= 0.4 * height and params.min_fill <= fill <= params.max_fill
+    small = max(b.w, b.h) >= 0.28 * height and b.h >= 0.2 * height and 0.15 <= fill <= params.max_fill
+    return thin or normal or small
+
+
+def segment(frame: np.ndarray, params: SegmentParams = SegmentParams()) -> Segmentation:
+    """Find digit glyphs in a BGR or grey frame and group them into lines in reading order."""
+    grey = to_grey(frame)
+    ink = ink_map(grey)
+    candidates = _on_page(find_glyphs(ink, params), grey.shape, params)
     if not candidates:
         return Segmentation([], ink, 0.0)
-    heights = np.array([g.box.h for g in candidates], np.float32)
-    sizes = np.array([max(g.box.w, g.box.h) for g in candidates], np.float32)
-    height = float(np.median(heights[sizes >= 0.35 * np.percentile(sizes, 90)]))
-
-    def digit_like(g: Glyph) -> bool:
-        b = g.box
-        fill = g.mask.sum() / float(b.w * b.h)
-        thin = b.h >= 0.4 * height and b.w <= 0.35 * b.h
-        normal = b.h >= 0.4 * height and params.min_fill <= fill <= params.max_fill
-        small = max(b.w, b.h) >= 0.28 * height and b.h >= 0.2 * height and 0.15 <= fill <= params.max_fill
-        return thin or normal or small
-
-    pieces = [g for g in candidates if digit_like(g) or max(g.box.w, g.box.h) >= 0.25 * height]
-    merged = [g for g in _merge_broken(pieces, height) if digit_like(g)]
-    merged = [g for g in merged if g.box.h <= 3.0 * height]
+    height = _digit_height(candidates)
+    pieces = [g for g in candidates if _digit_like(g, height, params) or max(g.box.w, g.box.h) >= 0.25 * height]
+    merged = [g for g in _merge_broken(pieces, height)
+              if _digit_like(g, height, params) and g.box.h <= 3.0 * height]
     widths = [g.box.w for g in merged if 0.35 * height <= g.box.w <= height]
     width = max(float(np.median(widths)) if widths else 0.0, 0.62 * height)
-    digits = [p for g in merged for p in _split(g, height, width, params)]
-    digits = _merge_broken(digits, height)
+    digits = _merge_broken([p for g in merged for p in _split(g, height, width, params)], height)
     lines = [_split_wide_in_line(line, height) for line in _group_lines(digits, height, params)]
     return Segmentation(lines, ink, height)
 
