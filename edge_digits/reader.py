@@ -26,9 +26,6 @@ from edge_digits.fileio import atomic_write_bytes
 from edge_digits.scoring import score_lines
 from edge_digits.segment import Box, Segmentation, normalize_all, rotate_frame, segment
 
-ROTATIONS = (0, 90, 180, 270)
-
-
 class DigitClassifier(Protocol):
     """What the camera path needs from a model: one batch of 28x28 uint8 digits in, scores out."""
 
@@ -337,6 +334,57 @@ class _Outputs:
             cv2.destroyAllWindows()
 
 
+_STAGES = ("capture", "preprocess", "segmentation", "inference", "drawing")
+
+
+class _Reconnect:
+    """Back-off state for a failing camera: doubling waits, reset by every good frame."""
+
+    def __init__(self, options: RunOptions, sleep: Callable[[float], None], warn: Callable[[str], None]) -> None:
+        self.options, self.sleep, self.warn = options, sleep, warn
+        self.failures, self.wait = 0, options.backoff_s
+
+    def good_frame(self) -> None:
+        self.failures, self.wait = 0, self.options.backoff_s
+
+    def failed(self, source: FrameSource, exc: CameraError) -> None:
+        """Close, wait, reopen; raise CameraError once ``retries`` failures came in a row."""
+        self.failures += 1
+        if self.failures > self.options.retries:
+            raise CameraError(f"{source.name} failed {self.failures} times in a row, giving up: {exc}") from exc
+        self.warn(f"{exc}; reopening in {self.wait:.1f} s (retry {self.failures}/{self.options.retries})")
+        source.close()
+        self.sleep(self.wait)
+        self.wait = min(self.wait * 2, self.options.backoff_max_s)
+        try:
+            source.open()
+        except CameraError as reopen_exc:
+            self.warn(f"reopening {source.name} failed: {reopen_exc}")
+
+
+def _annotated(source: FrameSource, reading: FrameReading, options: RunOptions, fps: float) -> np.ndarray:
+    """The annotated view: on the source's display stream when it has one, else on the analysed frame."""
+    assert reading.image is not None
+    display = source.display
+    if display is not None and options.rotate != "auto":
+        base = rotate_frame(display, reading.rotation)
+        return draw_reading(base, reading, fps, base.shape[1] / reading.image.shape[1])
+    return draw_reading(reading.image, reading, fps)
+
+
+def _record(source: FrameSource, index: int, now: float, reading: FrameReading,
+            timings: dict[str, float]) -> dict[str, object]:
+    return {"source": source.name, "frame": index, "time": round(now, 3), "rotation": reading.rotation,
+            "lines": reading.lines, "digits": [d.as_dict() for d in reading.digits],
+            "timings_ms": {k: round(v, 3) for k, v in timings.items()}}
+
+
+def _log_row(index: int, now: float, reading: FrameReading, timings: dict[str, float]) -> dict[str, object]:
+    return {"frame": index, "time": round(now, 3),
+            **{f"{k}_ms": round(timings.get(k, 0.0), 3) for k in _STAGES},
+            "digits": len(reading.digits), "lines": " ".join(reading.lines)}
+
+
 def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = RunOptions(),
         on_frame: Callable[[dict[str, object]], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
@@ -354,8 +402,8 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
     log = FrameLog(options.log) if options.log is not None else None
     summary.log = str(options.log) if options.log is not None else None
     outputs = _Outputs(options)
+    reconnect = _Reconnect(options, sleep, warn)
     truth_of = getattr(source, "truth", None)
-    index, failures, backoff = 0, 0, options.backoff_s
     fps = 0.0
     start = time.perf_counter()
     try:
@@ -370,40 +418,22 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
                 continue
             except CameraError as exc:
                 summary.camera_failures += 1
-                failures += 1
-                if failures > options.retries:
-                    raise CameraError(f"{source.name} failed {failures} times in a row, giving up: {exc}") from exc
-                warn(f"{exc}; reopening in {backoff:.1f} s (retry {failures}/{options.retries})")
-                source.close()
-                sleep(backoff)
-                backoff = min(backoff * 2, options.backoff_max_s)
-                try:
-                    source.open()
-                except CameraError as reopen_exc:
-                    warn(f"reopening {source.name} failed: {reopen_exc}")
+                reconnect.failed(source, exc)
                 continue
             if frame is None:
                 break
-            failures, backoff = 0, options.backoff_s
+            reconnect.good_frame()
+            index = summary.frames
             t1 = time.perf_counter()
             reading = read_frame(frame, classifier, options.rotate, keep_image=outputs.wanted)
             t2 = time.perf_counter()
-            if outputs.wanted and reading.image is not None:
-                base, box_scale = reading.image, 1.0
-                display = source.display
-                if display is not None and options.rotate != "auto":
-                    base = rotate_frame(display, reading.rotation)
-                    box_scale = base.shape[1] / reading.image.shape[1]
-                outputs.write(index, draw_reading(base, reading, fps, box_scale))
+            if outputs.wanted:
+                outputs.write(index, _annotated(source, reading, options, fps))
             t3 = time.perf_counter()
             fps = 1.0 / max(t3 - t0, 1e-9) if fps == 0 else 0.9 * fps + 0.1 / max(t3 - t0, 1e-9)
             timings = {"capture": (t1 - t0) * 1e3, **reading.timings_ms, "drawing": (t3 - t2) * 1e3}
             now = time.time()
-            record: dict[str, object] = {
-                "source": source.name, "frame": index, "time": round(now, 3), "rotation": reading.rotation,
-                "lines": reading.lines, "digits": [d.as_dict() for d in reading.digits],
-                "timings_ms": {k: round(v, 3) for k, v in timings.items()},
-            }
+            record = _record(source, index, now, reading, timings)
             if callable(truth_of):
                 truth = truth_of(index)
                 score = score_lines(truth, reading.lines)
@@ -411,13 +441,9 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
                 summary.truth_digits += score.digits
                 summary.truth_errors += score.errors
             if log is not None:
-                log.write({"frame": index, "time": round(now, 3),
-                           **{f"{k}_ms": round(timings.get(k, 0.0), 3) for k in
-                              ("capture", "preprocess", "segmentation", "inference", "drawing")},
-                           "digits": len(reading.digits), "lines": " ".join(reading.lines)})
+                log.write(_log_row(index, now, reading, timings))
             summary.frames += 1
             summary.digits += len(reading.digits)
-            index += 1
             if on_frame is not None:
                 on_frame(record)
     except KeyboardInterrupt:
