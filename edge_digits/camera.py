@@ -40,6 +40,7 @@ class FrameSource:
 
     name: str = "source"
     live: bool = False
+    want_display: bool = False  # set by the run loop when an annotated view is wanted
 
     def open(self) -> None:
         """Acquire the device or file; raise CameraError when it does not exist."""
@@ -75,8 +76,9 @@ class Picamera2Source(FrameSource):
     """A Raspberry Pi camera through picamera2: a full ``main`` stream for display, a small ``lores`` one to read.
 
     On a Pi 4 and older the lores stream is YUV420, whose first plane is the
-    grey image segmentation needs; on a Pi 5 it may be RGB. ``camera_class``
-    replaces ``picamera2.Picamera2`` in tests.
+    grey image segmentation needs; on a Pi 5 it may be RGB. The main stream is
+    captured only when an annotated view is wanted. ``camera_class`` replaces
+    ``picamera2.Picamera2`` in tests.
     """
 
     live = True
@@ -117,7 +119,7 @@ class Picamera2Source(FrameSource):
             raise CameraError(f"{self.name} is not open")
         try:
             lores = self._cam.capture_array("lores")
-            self._main = self._cam.capture_array("main")
+            self._main = self._cam.capture_array("main") if self.want_display else None
         except (RuntimeError, OSError) as exc:
             raise CameraError(f"{self.name} failed: {exc}") from exc
         if lores is None or lores.size == 0:

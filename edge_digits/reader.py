@@ -406,6 +406,7 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
     truth_of = getattr(source, "truth", None)
     fps = 0.0
     start = time.perf_counter()
+    source.want_display = outputs.wanted
     try:
         source.open()
         while options.max_frames is None or summary.frames < options.max_frames:

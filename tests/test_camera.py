@@ -75,7 +75,9 @@ def fake_picamera2() -> type[FakePicamera2]:
 
 
 def test_picamera2_reads_small_lores_grey_and_keeps_main_for_display(fake_picamera2: type[FakePicamera2]) -> None:
-    with cam.Picamera2Source(0, lores_size=(320, 240), main_size=(1280, 960), camera_class=fake_picamera2) as src:
+    src = cam.Picamera2Source(0, lores_size=(320, 240), main_size=(1280, 960), camera_class=fake_picamera2)
+    src.want_display = True
+    with src:
         frame = src.read()
         assert frame is not None and frame.shape == (240, 320) and frame.dtype == np.uint8
         assert src.display is not None and src.display.shape == (960, 1280, 3)
