@@ -35,11 +35,10 @@ class FrameSource:
     """Base of all sources: ``open``, ``read`` until ``None``, ``close``; usable as a context manager.
 
     ``display`` holds the latest full-resolution frame where the backend has
-    a separate display stream (picamera2's ``main``), else the analysis frame.
+    a separate display stream (picamera2's ``main``), else None.
     """
 
     name: str = "source"
-    live: bool = False
     want_display: bool = False  # set by the run loop when an annotated view is wanted
 
     def open(self) -> None:
@@ -80,8 +79,6 @@ class Picamera2Source(FrameSource):
     captured only when an annotated view is wanted. ``camera_class`` replaces
     ``picamera2.Picamera2`` in tests.
     """
-
-    live = True
 
     def __init__(self, index: int = 0, lores_size: tuple[int, int] = (640, 480),
                  main_size: tuple[int, int] = (1280, 960), camera_class: Any | None = None) -> None:
@@ -145,7 +142,6 @@ class Picamera2Source(FrameSource):
 class UsbCameraSource(FrameSource):
     """A V4L2/USB webcam through OpenCV; ``capture_class`` replaces ``cv2.VideoCapture`` in tests."""
 
-    live = True
 
     def __init__(self, index: int = 0, size: tuple[int, int] = (640, 480),
                  capture_class: Callable[..., Any] | None = None) -> None:
