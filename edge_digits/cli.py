@@ -7,11 +7,16 @@ that ``edge-digits --help`` stays fast and never imports TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edge_digits import __version__
+
+if TYPE_CHECKING:
+    from edge_digits.reader import DigitClassifier
 
 
 class EdgeDigitsError(click.ClickException):
@@ -152,13 +157,15 @@ _model_options = [
 ]
 
 
-def _with_model_options(f):  # type: ignore[no-untyped-def]
+def _with_model_options(f: Callable[..., None]) -> Callable[..., None]:
+    """Add --model, --backend and --threads to a command."""
     for option in reversed(_model_options):
         f = option(f)
     return f
 
 
-def _classifier(model: Path | None, backend: str, threads: int):  # type: ignore[no-untyped-def]
+def _classifier(model: Path | None, backend: str, threads: int) -> DigitClassifier:
+    """Load the classifier and say on stderr which backend and delegate run it."""
     from edge_digits.reader import ReaderError, load_classifier
 
     try:
