@@ -176,13 +176,21 @@ class UsbCameraSource(FrameSource):
 
 
 class VideoFileSource(FrameSource):
-    """A recorded video file through OpenCV; ends with ``None`` at the last frame."""
+    """A recorded video file through OpenCV; ends with ``None`` at the last frame.
 
-    def __init__(self, path: str | os.PathLike[str], capture_class: Callable[..., Any] | None = None) -> None:
+    A frame that fails to decode before the end of the file raises
+    FrameError (the run loop skips it); ``max_bad`` failures in a row end the
+    video, so a truncated file cannot loop forever.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], capture_class: Callable[..., Any] | None = None,
+                 max_bad: int = 10) -> None:
         self.path = Path(path)
         self.name = str(path)
+        self.max_bad = max_bad
         self._capture_class = capture_class or cv2.VideoCapture
         self._cap: Any = None
+        self._bad = 0
 
     def open(self) -> None:
         if not self.path.is_file():
@@ -197,7 +205,15 @@ class VideoFileSource(FrameSource):
         if self._cap is None:
             raise CameraError(f"{self.name} is not open")
         ok, frame = self._cap.read()
-        return frame if ok and frame is not None else None
+        if ok and frame is not None:
+            self._bad = 0
+            return frame
+        position = self._cap.get(cv2.CAP_PROP_POS_FRAMES)
+        count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self._bad += 1
+        if count > 0 and position < count - 1 and self._bad <= self.max_bad:
+            raise FrameError(f"{self.name}: frame {int(position)} of {int(count)} does not decode")
+        return None
 
     def close(self) -> None:
         cap, self._cap = self._cap, None

@@ -223,3 +223,33 @@ def test_picamera2_annotated_view_is_drawn_on_the_main_stream(fake_picamera2: ty
     assert summary.frames == 2
     saved = cv2.imread(str(tmp_path / "frame000000.png"))
     assert saved.shape == (640, 480, 3)  # main stream, turned 90 degrees like the analysed frame
+
+
+class GlitchyVideo:
+    """Follows cv2.VideoCapture for a 6-frame file whose frame 2 does not decode."""
+
+    def __init__(self, path: str) -> None:
+        self.pos = 0
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's naming)
+        return True
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        self.pos += 1
+        if self.pos > 6 or self.pos == 3:
+            return False, None
+        return True, np.full((48, 64, 3), 230, np.uint8)
+
+    def get(self, prop: int) -> float:
+        return {cv2.CAP_PROP_POS_FRAMES: float(self.pos), cv2.CAP_PROP_FRAME_COUNT: 6.0}[prop]
+
+    def release(self) -> None:
+        pass
+
+
+def test_video_frame_that_does_not_decode_is_skipped(tmp_path: Path, classifier: Any) -> None:
+    path = tmp_path / "glitch.mp4"
+    path.write_bytes(b"stand-in")
+    warnings: list[str] = []
+    summary = run(cam.VideoFileSource(path, capture_class=GlitchyVideo), classifier, on_warning=warnings.append)
+    assert summary.frames == 5 and summary.skipped == 1 and "frame 3 of 6" in warnings[0]
