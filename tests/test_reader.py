@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,10 @@ def test_auto_rotation_turns_and_straightens(mnist: tuple[np.ndarray, ...], clas
     frame = cv2.rotate(tilted, codes[turned_ccw]) if turned_ccw else tilted
     reading = read_frame(frame, classifier, rotate="auto")
     assert reading.rotation == turned_ccw and reading.lines == expected
+
+
+@pytest.mark.skipif(re.search(r"GUI:\s+NONE", cv2.getBuildInformation()) is None,
+                    reason="this OpenCV has a GUI; --show would open a window")
+def test_show_without_a_gui_is_a_clear_error(classifier: Any) -> None:
+    with pytest.raises(ReaderError, match="--show needs OpenCV with a GUI"):
+        run(cam.DemoClipSource(frames=1), classifier, RunOptions(show=True))
