@@ -127,13 +127,14 @@ def find_glyphs(ink: np.ndarray, params: SegmentParams = SegmentParams()) -> lis
     weak_mask = cv2.morphologyEx(weak_mask, cv2.MORPH_CLOSE, np.ones((2, 2), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(weak_mask, 8, cv2.CV_32S, cv2.CCL_BBDT)
     min_side = max(3, int(0.8 * params.min_height_frac * min(ink.shape)))
-    big = np.flatnonzero(np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) >= min_side) + 1
+    seeded = np.bincount(labels[ink > strong], minlength=n) > 0
+    big = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= min_side
     glyphs = []
-    for i in big:
+    for i in np.flatnonzero(seeded & big):
+        if i == 0:
+            continue
         x, y, w, h, _area = (int(v) for v in stats[i])
-        own = labels[y:y + h, x:x + w] == i
-        if ink[y:y + h, x:x + w][own].max() > strong:
-            glyphs.append(Glyph(Box(x, y, w, h), own.astype(np.uint8)))
+        glyphs.append(Glyph(Box(x, y, w, h), (labels[y:y + h, x:x + w] == i).astype(np.uint8)))
     return glyphs
 
 
