@@ -290,18 +290,39 @@ class DemoClipSource(FrameSource):
         return self._clip.truth(index) if self._clip is not None else []
 
 
-def list_cameras(camera_class: Any | None = None, dev: str = "/dev") -> list[str]:
-    """Camera sources that exist on this machine, as ``--camera`` spells them."""
+def _is_usb_capture_node(name: str, sys_v4l: str) -> bool:
+    """A V4L2 node that is a USB camera's capture node (not a Pi's codec/ISP node, not a metadata node).
+
+    Where sysfs cannot be read (not Linux), every node counts.
+    """
+    node = os.path.join(sys_v4l, name)
+    if not os.path.isdir(node):
+        return True
+    if "/usb" not in os.path.realpath(os.path.join(node, "device")):
+        return False
+    try:
+        with open(os.path.join(node, "index")) as f:
+            return f.read().strip() in ("", "0")
+    except OSError:
+        return True
+
+
+def list_cameras(camera_class: Any | None = None, dev: str = "/dev",
+                 sys_v4l: str = "/sys/class/video4linux") -> list[str]:
+    """Camera sources that exist on this machine, as ``--camera`` spells them.
+
+    USB cameras are the V4L2 nodes that sit on a USB bus: a Raspberry Pi has
+    many ``/dev/video*`` nodes for its codecs and ISP that are not cameras.
+    """
     found: list[str] = []
     try:
         cls = camera_class if camera_class is not None else _picamera2_class()
         found += [f"picamera2:{i}" for i in range(len(cls.global_camera_info()))]
     except (CameraError, RuntimeError, OSError):
         pass
-    for node in sorted(glob.glob(os.path.join(dev, "video*"))):
-        suffix = node.rsplit("video", 1)[-1]
-        if suffix.isdigit():
-            found.append(f"usb:{int(suffix)}")
+    nodes = [os.path.basename(n) for n in glob.glob(os.path.join(dev, "video*"))]
+    numbered = sorted((int(n[5:]), n) for n in nodes if n[5:].isdigit())
+    found += [f"usb:{i}" for i, n in numbered if _is_usb_capture_node(n, sys_v4l)]
     return found
 
 

@@ -169,9 +169,19 @@ def test_missing_usb_camera_says_which_exist(failing_capture: type[FailingCaptur
 
 
 def test_list_cameras_and_parse(tmp_path: Path, fake_picamera2: type[FakePicamera2]) -> None:
-    for name in ("video0", "video2", "video-bad", "media0"):
-        (tmp_path / name).touch()
-    assert cam.list_cameras(fake_picamera2, dev=str(tmp_path)) == ["picamera2:0", "usb:0", "usb:2"]
+    dev, sysfs = tmp_path / "dev", tmp_path / "sys"
+    dev.mkdir()
+    for name in ("video0", "video1", "video2", "video10", "video-bad", "media0"):
+        (dev / name).touch()
+    # like a Pi with one UVC webcam: video0 capture, video1 its metadata node, video10 the codec
+    for name, device, index in (("video0", "usb1/1-1/1-1:1.0", "0"), ("video1", "usb1/1-1/1-1:1.0", "1"),
+                                ("video10", "platform/soc/bcm2835-codec", "0")):
+        (sysfs / name).mkdir(parents=True)
+        (tmp_path / "devices" / device).mkdir(parents=True, exist_ok=True)
+        (sysfs / name / "device").symlink_to(tmp_path / "devices" / device)
+        (sysfs / name / "index").write_text(index + "\n")
+    assert cam.list_cameras(fake_picamera2, dev=str(dev), sys_v4l=str(sysfs)) == [
+        "picamera2:0", "usb:0", "usb:2"]  # video2 has no sysfs entry here: counted, as off Linux
     assert cam.parse_camera("picamera2:1") == cam.SourceSpec("picamera2", "1")
     assert cam.parse_camera("2") == cam.SourceSpec("usb", "2")
     with pytest.raises(cam.CameraError, match="unknown camera"):
@@ -179,7 +189,7 @@ def test_list_cameras_and_parse(tmp_path: Path, fake_picamera2: type[FakePicamer
 
 
 def test_no_source_without_camera_is_the_demo_clip(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cam, "list_cameras", lambda camera_class=None, dev="/dev": [])
+    monkeypatch.setattr(cam, "list_cameras", lambda *args, **kwargs: [])
     assert isinstance(cam.open_source(None), cam.DemoClipSource)
 
 
