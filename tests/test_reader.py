@@ -135,3 +135,15 @@ def test_auto_rotation_turns_and_straightens(mnist: tuple[np.ndarray, ...], clas
 def test_show_without_a_gui_is_a_clear_error(classifier: Any) -> None:
     with pytest.raises(ReaderError, match="--show needs OpenCV with a GUI"):
         run(cam.DemoClipSource(frames=1), classifier, RunOptions(show=True))
+
+
+def test_all_digits_of_a_frame_go_in_one_batch(clip: DemoClip, classifier: Any) -> None:
+    batches: list[tuple[int, ...]] = []
+
+    class Counting:
+        def predict(self, images: np.ndarray) -> np.ndarray:
+            batches.append(images.shape)
+            return classifier.predict(images)
+
+    reading = read_frame(clip.frame(0), Counting())
+    assert len(batches) == 1 and batches[0] == (len(reading.digits), 28, 28) and len(reading.digits) >= 15
