@@ -125,16 +125,30 @@ def straighten(frame: np.ndarray, angle: float) -> np.ndarray:
                           borderValue=border)
 
 
+MAX_SIDE = 1280  # larger frames (phone photos, HD video) are scaled down first: digits stay big enough
+
+
+def fit_frame(frame: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    """Scale a frame down (area interpolation) so its longer side is at most ``max_side``."""
+    h, w = frame.shape[:2]
+    if max(h, w) <= max_side:
+        return frame
+    s = max_side / max(h, w)
+    return cv2.resize(frame, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
 def read_frame(frame: np.ndarray, classifier: DigitClassifier, rotate: int | str = 0,
                keep_image: bool = False) -> FrameReading:
     """Read one frame: ``rotate`` is 0/90/180/270 (clockwise) or ``"auto"``.
 
-    ``auto`` first picks between upright and sideways from the layout (the
-    turn that gives fewer, longer lines), straightens small tilts, then
-    picks between that turn and its upside-down twin by mean classifier
-    confidence.
+    Frames larger than ``MAX_SIDE`` are scaled down first; boxes refer to
+    the frame as read (``FrameReading.image``). ``auto`` first picks between
+    upright and sideways from the layout (the turn that gives fewer, longer
+    lines), straightens small tilts, then picks between that turn and its
+    upside-down twin by mean classifier confidence.
     """
     t0 = time.perf_counter()
+    frame = fit_frame(frame)
     if rotate == "auto":
         return _read_auto(frame, classifier, keep_image, t0)
     image = rotate_frame(frame, int(rotate))

@@ -147,3 +147,11 @@ def test_all_digits_of_a_frame_go_in_one_batch(clip: DemoClip, classifier: Any) 
 
     reading = read_frame(clip.frame(0), Counting())
     assert len(batches) == 1 and batches[0] == (len(reading.digits), 28, 28) and len(reading.digits) >= 15
+
+
+def test_large_frames_are_scaled_down_before_reading(clip: DemoClip, classifier: Any) -> None:
+    small = clip.frame(0)
+    big = cv2.resize(small, (2560, 1920), interpolation=cv2.INTER_CUBIC)
+    reading = read_frame(big, classifier, keep_image=True)
+    assert reading.image is not None and reading.image.shape == (960, 1280, 3)
+    assert reading.lines == read_frame(small, classifier).lines
