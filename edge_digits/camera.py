@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ class FrameError(RuntimeError):
     """One frame or image file is unreadable; the next one may be fine."""
 
 
-class FrameSource:
+class FrameSource(ABC):
     """Base of all sources: ``open``, ``read`` until ``None``, ``close``; usable as a context manager.
 
     ``display`` holds the latest full-resolution frame where the backend has
@@ -44,8 +45,9 @@ class FrameSource:
     def open(self) -> None:
         """Acquire the device or file; raise CameraError when it does not exist."""
 
+    @abstractmethod
     def read(self) -> np.ndarray | None:
-        raise NotImplementedError
+        """The next frame (BGR or grey uint8), or None at the end of a recording."""
 
     def close(self) -> None:
         """Release the device or file; safe to call twice."""
