@@ -131,6 +131,8 @@ def evaluate_photos(classifier: DigitClassifier, folder: Path | None = None,
     ``rotate="truth"`` turns each photo by its ``rotate_cw`` (what ``--rotate N``
     does on a camera); ``"auto"`` lets the reader find the orientation itself.
     """
+    if rotate not in ("truth", "auto"):
+        raise ValueError(f"rotate must be 'truth' or 'auto', not {rotate!r}")
     folder = Path(folder) if folder is not None else default_photos_dir()
     items = load_truth(folder)
     result = PhotoEvaluation(str(folder), rotate)
