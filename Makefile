@@ -39,6 +39,7 @@ data: setup
 demo: data
 	$(BIN)/edge-digits data info
 	$(BIN)/edge-digits data show --out $(DEMO_OUT)/mnist-grid.png
+	$(BIN)/edge-digits run --max-frames 60 --log $(DEMO_OUT)/run.csv --save-video $(DEMO_OUT)/annotated.avi
 
 test: data
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,147 @@
+"""Accuracy of the whole camera path on real photos of handwritten digit strings.
+
+A folder holds images and a ``truth.json`` (per image: ``rotate_cw`` and the
+digit ``lines`` in reading order). Each photo is read as a camera frame would
+be; its lines are compared with the truth line by line. Digit accuracy counts
+a digit right unless an edit (substitution, deletion, insertion) is needed
+for it: ``1 - edit_distance / digits``, summed over lines, so a split or
+merged digit costs what it should. A line is exact when the strings are equal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from edge_digits.reader import DigitClassifier, read_frame
+from edge_digits.scoring import score_lines
+
+GOAL_DIGITS = 0.97
+GOAL_LINES = 0.75
+
+
+class PhotoError(RuntimeError):
+    """The photo folder or its truth file is missing or malformed."""
+
+
+def default_photos_dir() -> Path:
+    """``$EDGE_DIGITS_PHOTOS``, else ``shared/data/photos`` beside the project folder."""
+    env = os.environ.get("EDGE_DIGITS_PHOTOS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
+
+
+@dataclass
+class SheetResult:
+    """One photo: truth and read lines, digit errors (edits) and exact lines."""
+
+    image: str
+    truth: list[str]
+    read: list[str]
+    digits: int
+    errors: int
+    lines_exact: int
+
+    @property
+    def digit_accuracy(self) -> float:
+        return max(0.0, 1.0 - self.errors / self.digits) if self.digits else 1.0
+
+    @property
+    def line_accuracy(self) -> float:
+        return self.lines_exact / len(self.truth) if self.truth else 1.0
+
+
+@dataclass
+class PhotoEvaluation:
+    """All photos of a folder: per sheet and in total, against the issue's goals."""
+
+    folder: str
+    rotate: str
+    sheets: list[SheetResult] = field(default_factory=list)
+
+    @property
+    def digits(self) -> int:
+        return sum(s.digits for s in self.sheets)
+
+    @property
+    def errors(self) -> int:
+        return sum(s.errors for s in self.sheets)
+
+    @property
+    def lines(self) -> int:
+        return sum(len(s.truth) for s in self.sheets)
+
+    @property
+    def lines_exact(self) -> int:
+        return sum(s.lines_exact for s in self.sheets)
+
+    @property
+    def digit_accuracy(self) -> float:
+        return max(0.0, 1.0 - self.errors / self.digits) if self.digits else 0.0
+
+    @property
+    def line_accuracy(self) -> float:
+        return self.lines_exact / self.lines if self.lines else 0.0
+
+    @property
+    def meets_goal(self) -> bool:
+        return self.digit_accuracy >= GOAL_DIGITS and self.line_accuracy >= GOAL_LINES
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "folder": self.folder, "rotate": self.rotate,
+            "digits": self.digits, "digit_errors": self.errors, "digit_accuracy": round(self.digit_accuracy, 4),
+            "lines": self.lines, "lines_exact": self.lines_exact, "line_accuracy": round(self.line_accuracy, 4),
+            "goal": {"digit_accuracy": GOAL_DIGITS, "line_accuracy": GOAL_LINES, "met": self.meets_goal},
+            "sheets": [{"image": s.image, "truth": s.truth, "read": s.read, "digits": s.digits,
+                        "digit_errors": s.errors, "digit_accuracy": round(s.digit_accuracy, 4),
+                        "lines_exact": s.lines_exact, "lines": len(s.truth)} for s in self.sheets],
+        }
+
+
+def load_truth(folder: Path) -> list[dict[str, object]]:
+    """The ``items`` of ``truth.json``, checked for the fields the evaluation needs."""
+    path = Path(folder) / "truth.json"
+    if not path.is_file():
+        raise PhotoError(f"no truth.json in {folder} (set EDGE_DIGITS_PHOTOS or pass the photo folder)")
+    try:
+        items = json.loads(path.read_text())["items"]
+        for it in items:
+            _ = (str(it["image"]), int(it["rotate_cw"]), [str(s) for s in it["lines"]])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PhotoError(f"{path} is not a valid truth file: {exc}") from exc
+    return items
+
+
+def score_sheet(image: str, truth: list[str], read: list[str]) -> SheetResult:
+    """Compare read lines with the truth: edits per line pair, exact lines."""
+    score = score_lines(truth, read)
+    return SheetResult(image, truth, read, score.digits, score.errors, score.lines_exact)
+
+
+def evaluate_photos(classifier: DigitClassifier, folder: Path | None = None,
+                    rotate: str = "truth") -> PhotoEvaluation:
+    """Read every photo listed in ``truth.json`` and score it.
+
+    ``rotate="truth"`` turns each photo by its ``rotate_cw`` (what ``--rotate N``
+    does on a camera); ``"auto"`` lets the reader find the orientation itself.
+    """
+    if rotate not in ("truth", "auto"):
+        raise ValueError(f"rotate must be 'truth' or 'auto', not {rotate!r}")
+    folder = Path(folder) if folder is not None else default_photos_dir()
+    items = load_truth(folder)
+    result = PhotoEvaluation(str(folder), rotate)
+    for it in items:
+        path = folder / str(it["image"])
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise PhotoError(f"cannot read image {path}")
+        rot: int | str = "auto" if rotate == "auto" else int(it["rotate_cw"])
+        reading = read_frame(frame, classifier, rotate=rot)
+        result.sheets.append(score_sheet(str(it["image"]), [str(s) for s in it["lines"]], reading.lines))
+    return result

@@ -1,0 +1,157 @@
+"""The run loop: records, JSONL/CSV logs that stay valid on Ctrl-C, skipped bad frames, annotated outputs, demo truth."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_digits import camera as cam
+from edge_digits.demo import DemoClip
+from edge_digits.reader import LOG_FIELDS, ReaderError, RunOptions, read_frame, run
+
+
+class DemoThenCtrlC(cam.DemoClipSource):
+    """The demo clip, with Ctrl-C pressed while frame ``stop_at`` is being captured."""
+
+    def __init__(self, stop_at: int) -> None:
+        super().__init__(frames=100)
+        self.stop_at = stop_at
+        self.closed = 0
+
+    def read(self) -> np.ndarray | None:
+        if self._next == self.stop_at:
+            raise KeyboardInterrupt
+        return super().read()
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.fixture(scope="module")
+def clip(mnist: tuple[np.ndarray, ...]) -> DemoClip:
+    return DemoClip(seed=0, digits=mnist[2], labels=mnist[3])
+
+
+def test_demo_clip_is_deterministic_and_read_well(clip: DemoClip, mnist: tuple[np.ndarray, ...],
+                                                 classifier: Any) -> None:
+    again = DemoClip(seed=0, digits=mnist[2], labels=mnist[3])
+    assert np.array_equal(clip.frame(7), again.frame(7)) and clip.truth(7) == again.truth(7)
+    assert clip.frame(0).shape == (480, 640, 3) and not np.array_equal(clip.frame(0), clip.frame(1))
+    assert len(clip) == 60 and clip.truth(0) != clip.truth(20)
+    from edge_digits.scoring import score_lines
+
+    digits = errors = 0
+    for i in range(0, len(clip), 6):
+        score = score_lines(clip.truth(i), read_frame(clip.frame(i), classifier).lines)
+        digits, errors = digits + score.digits, errors + score.errors
+    assert 1 - errors / digits >= 0.9
+
+
+def test_run_records_and_jsonl_log(tmp_path: Path, classifier: Any) -> None:
+    records: list[dict[str, Any]] = []
+    log = tmp_path / "logs" / "run.jsonl"
+    summary = run(cam.DemoClipSource(frames=4), classifier, RunOptions(log=log), on_frame=records.append)
+    assert summary.frames == 4 and not summary.interrupted and summary.digit_accuracy is not None
+    r = records[0]
+    assert {"source", "frame", "time", "lines", "digits", "timings_ms"} <= set(r)
+    assert r["source"] == "demo:0" and r["frame"] == 0 and r["lines"] and json.dumps(r)
+    d = r["digits"][0]
+    assert set(d) >= {"box", "class", "confidence"} and len(d["box"]) == 4
+    assert set(r["timings_ms"]) == {"capture", "preprocess", "segmentation", "inference", "drawing"}
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [row["frame"] for row in rows] == [0, 1, 2, 3]
+    assert set(rows[0]) == set(LOG_FIELDS) and rows[0]["digits"] == len(r["digits"])
+
+
+def test_ctrl_c_ends_cleanly_with_valid_logs_and_video(tmp_path: Path, classifier: Any) -> None:
+    src = DemoThenCtrlC(stop_at=3)
+    log = tmp_path / "run.csv"
+    video = tmp_path / "annotated.avi"
+    summary = run(src, classifier, RunOptions(log=log, save_video=video, save_frames=tmp_path / "frames"))
+    assert summary.interrupted and summary.frames == 3 and src.closed == 1
+    with open(log, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["frame"]) for r in rows] == [0, 1, 2] and all(float(r["inference_ms"]) >= 0 for r in rows)
+    cap = cv2.VideoCapture(str(video))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    cap.release()
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
+        "frame000000.png", "frame000001.png", "frame000002.png"]
+    assert cv2.imread(str(tmp_path / "frames" / "frame000000.png")).shape == (480, 640, 3)
+
+
+def test_corrupt_image_is_skipped_with_a_warning(tmp_path: Path, classifier: Any) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((60, 80, 3), 230, np.uint8))
+    (tmp_path / "b.png").write_bytes(b"garbage")
+    cv2.imwrite(str(tmp_path / "c.png"), np.full((60, 80, 3), 230, np.uint8))
+    warnings: list[str] = []
+    summary = run(cam.ImageFilesSource(str(tmp_path / "*.png")), classifier, on_warning=warnings.append)
+    assert summary.frames == 2 and summary.skipped == 1 and "b.png" in warnings[0]
+
+
+def test_bad_log_suffix_is_refused(tmp_path: Path, classifier: Any) -> None:
+    with pytest.raises(ReaderError, match=".jsonl or .csv"):
+        run(cam.DemoClipSource(frames=1), classifier, RunOptions(log=tmp_path / "run.txt"))
+
+
+def test_pi_path_never_imports_tensorflow() -> None:
+    code = (
+        "import sys\n"
+        "import edge_digits.cli, edge_digits.camera, edge_digits.segment, edge_digits.reader\n"
+        "import edge_digits.demo, edge_digits.photos, edge_digits.scoring\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(("tilt", "turned_ccw"), [(0, 90), (7, 0), (-9, 180), (5, 270)])
+def test_auto_rotation_turns_and_straightens(mnist: tuple[np.ndarray, ...], classifier: Any, tilt: float,
+                                             turned_ccw: int) -> None:
+    from test_segment import _page
+
+    x = mnist[2]
+    rows = [[x[i] for i in range(r * 8, r * 8 + 8)] for r in range(3)]
+    upright = _page(rows, [(120, 120 + 90 * r) for r in range(3)], size=48, pitch=1.0)
+    expected = read_frame(upright, classifier).lines
+    tilted = cv2.warpAffine(upright, cv2.getRotationMatrix2D((320, 240), tilt, 1.0), (640, 480), borderValue=235)
+    codes = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+    frame = cv2.rotate(tilted, codes[turned_ccw]) if turned_ccw else tilted
+    reading = read_frame(frame, classifier, rotate="auto")
+    assert reading.rotation == turned_ccw and reading.lines == expected
+
+
+@pytest.mark.skipif(re.search(r"GUI:\s+NONE", cv2.getBuildInformation()) is None,
+                    reason="this OpenCV has a GUI; --show would open a window")
+def test_show_without_a_gui_is_a_clear_error(classifier: Any) -> None:
+    with pytest.raises(ReaderError, match="--show needs OpenCV with a GUI"):
+        run(cam.DemoClipSource(frames=1), classifier, RunOptions(show=True))
+
+
+def test_all_digits_of_a_frame_go_in_one_batch(clip: DemoClip, classifier: Any) -> None:
+    batches: list[tuple[int, ...]] = []
+
+    class Counting:
+        def predict(self, images: np.ndarray) -> np.ndarray:
+            batches.append(images.shape)
+            return classifier.predict(images)
+
+    reading = read_frame(clip.frame(0), Counting())
+    assert len(batches) == 1 and batches[0] == (len(reading.digits), 28, 28) and len(reading.digits) >= 15
+
+
+def test_large_frames_are_scaled_down_before_reading(clip: DemoClip, classifier: Any) -> None:
+    small = clip.frame(0)
+    big = cv2.resize(small, (2560, 1920), interpolation=cv2.INTER_CUBIC)
+    reading = read_frame(big, classifier, keep_image=True)
+    assert reading.image is not None and reading.image.shape == (960, 1280, 3)
+    assert reading.lines == read_frame(small, classifier).lines
