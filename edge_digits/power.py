@@ -52,7 +52,25 @@ def _signed16(value: int) -> int:
     return value - 0x10000 if value & 0x8000 else value
 
 
-class Ina219Meter:
+class _InaMeter:
+    """What the INA chips share: power from volts x amps, and closing the bus."""
+
+    bus: SMBusLike
+
+    def volts_amps(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def read_watts(self) -> float:
+        volts, amps = self.volts_amps()
+        return volts * amps
+
+    def close(self) -> None:
+        close = getattr(self.bus, "close", None)
+        if close is not None:
+            close()
+
+
+class Ina219Meter(_InaMeter):
     """TI INA219: bus voltage (4 mV LSB) and shunt voltage (10 uV LSB) across a known shunt resistor."""
 
     def __init__(self, bus: SMBusLike, address: int = 0x40, shunt_ohms: float = 0.1) -> None:
@@ -69,17 +87,8 @@ class Ina219Meter:
         bus_v = (_swap16(self.bus.read_word_data(self.address, 0x02)) >> 3) * 4e-3
         return bus_v, shunt / self.shunt_ohms
 
-    def read_watts(self) -> float:
-        volts, amps = self.volts_amps()
-        return volts * amps
 
-    def close(self) -> None:
-        close = getattr(self.bus, "close", None)
-        if close is not None:
-            close()
-
-
-class Ina260Meter:
+class Ina260Meter(_InaMeter):
     """TI INA260 (shunt built in): current (1.25 mA LSB) and bus voltage (1.25 mV LSB)."""
 
     def __init__(self, bus: SMBusLike, address: int = 0x40) -> None:
@@ -96,15 +105,6 @@ class Ina260Meter:
         amps = _signed16(_swap16(self.bus.read_word_data(self.address, 0x01))) * 1.25e-3
         volts = _swap16(self.bus.read_word_data(self.address, 0x02)) * 1.25e-3
         return volts, amps
-
-    def read_watts(self) -> float:
-        volts, amps = self.volts_amps()
-        return volts * amps
-
-    def close(self) -> None:
-        close = getattr(self.bus, "close", None)
-        if close is not None:
-            close()
 
 
 _PMIC_LINE = re.compile(r"^\s*(\S+)_([AV])\s+(?:current|volt)\(\d+\)=([-\d.eE+]+)[AV]\s*$")

@@ -1,5 +1,7 @@
 #include "cortexm.h"
 
+#include "board.h"
+
 static volatile uint32_t systick_wraps;
 static int use_dwt;
 
@@ -62,4 +64,15 @@ uint32_t cortexm_millis(uint32_t clock_hz)
         millis++;
     }
     return millis;
+}
+
+/* Every Cortex-M target counts cycles the same way. */
+uint32_t board_cycles(void)
+{
+    return cortexm_cycles();
+}
+
+const char *board_cycle_source(void)
+{
+    return use_dwt ? "DWT" : "SysTick";
 }

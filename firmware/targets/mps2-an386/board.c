@@ -38,16 +38,6 @@ int board_uart_getc(uint32_t timeout_ms)
     return (int)(UART_DATA & 0xFFu);
 }
 
-uint32_t board_cycles(void)
-{
-    return cortexm_cycles();
-}
-
-const char *board_cycle_source(void)
-{
-    return cortexm_uses_dwt() ? "DWT" : "SysTick";
-}
-
 uint32_t board_clock_hz(void)
 {
     return CLOCK_HZ;

@@ -107,16 +107,6 @@ int board_uart_getc(uint32_t timeout_ms)
     }
 }
 
-uint32_t board_cycles(void)
-{
-    return cortexm_cycles();
-}
-
-const char *board_cycle_source(void)
-{
-    return cortexm_uses_dwt() ? "DWT" : "SysTick";
-}
-
 uint32_t board_clock_hz(void)
 {
     return core_hz;
