@@ -139,11 +139,9 @@ def model_c(graph: Graph, plan: MemoryPlan, source: str) -> str:
         for suffix, ctype, values in arrays:
             out.append(cgen.array_declare(f"{prefix}_{suffix}", ctype, values.tolist()))
         out.append(cgen.struct_declare(f"{prefix}_params", _PARAM_TYPES[layer.kernel], layer.params))
-        names = {s for s, _, _ in arrays}
         args = [f"&{prefix}_params", src]
         if layer.kernel in ("ed_conv2d", "ed_dwconv2d", "ed_fully_connected"):
-            args += [f"{prefix}_weights", f"{prefix}_bias" if "bias" in names else "NULL", f"{prefix}_mult",
-                     f"{prefix}_shift"]
+            args += [f"{prefix}_weights", f"{prefix}_bias", f"{prefix}_mult", f"{prefix}_shift"]
         if layer.kernel == "ed_conv2d":
             args.append(f"ed_scratch_mem + {plan.placements[patch_key(layer)].offset // 2}")
         args.append(dst)

@@ -164,9 +164,10 @@ def _weights(layer: int, op: str, t: Tensor, channels: int, axis: int) -> None:
         raise _fail(layer, op, f"weights tensor {t.index} has a nonzero zero point; use symmetric int8 weights")
 
 
-def _bias(layer: int, op: str, tensors: list[Tensor], idx: int, channels: int) -> np.ndarray | None:
+def _bias(layer: int, op: str, tensors: list[Tensor], idx: int, channels: int) -> np.ndarray:
+    """The layer's int32 bias, or zeros when it has none (the kernels always add one)."""
     if idx < 0:
-        return None
+        return np.zeros(channels, dtype=np.int32)
     t = tensors[idx]
     if t.dtype != "int32" or t.data is None or t.size != channels:
         raise _fail(layer, op, f"bias tensor {idx} must be a constant int32 vector of {channels} "

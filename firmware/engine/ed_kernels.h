@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-/* CONV_2D and DEPTHWISE_CONV_2D: per-channel int8 weights, int32 bias. */
+/* CONV_2D and DEPTHWISE_CONV_2D: per-channel int8 weights, int32 bias (zeros when the model has none). */
 typedef struct {
     int32_t in_h, in_w, in_c;
     int32_t out_h, out_w, out_c;
