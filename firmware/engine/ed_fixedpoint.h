@@ -34,13 +34,20 @@ static inline int32_t ed_srdhm(int32_t a, int32_t b)
     return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
 }
 
-/* x / 2^exponent rounded to nearest, ties away from zero (0 <= exponent <= 31). */
+/*
+ * x / 2^exponent rounded to nearest, ties away from zero (0 <= exponent <= 31):
+ * TFLM's RoundingDivideByPOT. Written as one biased arithmetic shift, which is
+ * the same function: for x >= 0 the bias is half the divisor, for x < 0 one
+ * less, so exact halves round away from zero in both directions.
+ */
 static inline int32_t ed_rdbpot(int32_t x, int exponent)
 {
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+    int64_t bias;
+    if (exponent == 0) {
+        return x;
+    }
+    bias = ((int64_t)1 << (exponent - 1)) - (x < 0 ? 1 : 0);
+    return (int32_t)(((int64_t)x + bias) >> exponent);
 }
 
 /*
