@@ -25,10 +25,11 @@ from edge_digits.firmware.plan import MemoryPlan, patch_key, plan_memory
 
 KERNEL_DIR = Path(__file__).resolve().parents[2] / "firmware" / "engine"
 _KERNEL_FILES = {"ed_conv2d": "ed_conv.c", "ed_dwconv2d": "ed_dwconv.c", "ed_maxpool2d": "ed_pool.c",
-                 "ed_avgpool2d": "ed_pool.c", "ed_fully_connected": "ed_fc.c", "ed_softmax": "ed_softmax.c"}
+                 "ed_avgpool2d": "ed_pool.c", "ed_fully_connected": "ed_fc.c", "ed_softmax": "ed_softmax.c",
+                 "ed_mean_hw": "ed_mean.c"}
 _PARAM_TYPES = {"ed_conv2d": "ed_conv_params", "ed_dwconv2d": "ed_conv_params", "ed_maxpool2d": "ed_pool_params",
                 "ed_avgpool2d": "ed_pool_params", "ed_fully_connected": "ed_fc_params",
-                "ed_softmax": "ed_softmax_params"}
+                "ed_softmax": "ed_softmax_params", "ed_mean_hw": "ed_mean_params"}
 _HEADERS = ("ed_fixedpoint.h", "ed_kernels.h")
 
 
