@@ -87,7 +87,7 @@ def standard_like(seed: int = 0):
             x = k.layers.BatchNormalization()(x)
             x = k.layers.ReLU()(x)
         x = k.layers.MaxPooling2D(2)(x)
-    x = k.layers.AveragePooling2D(7)(x)
+    x = k.layers.GlobalAveragePooling2D()(x)
     return k.Model(inp, _head(k, x))
 
 
@@ -168,6 +168,16 @@ def random_op_cases(seed: int = 5) -> list[OpCase]:
         return k.Model(inp, _head(k, x))
 
     cases.append(OpCase("fully_connected-reshape-37-13", dense_stack))
+
+    def global_mean():
+        k = _keras()
+        k.utils.set_random_seed(13)
+        inp = k.Input((28, 28, 1))
+        x = k.layers.Conv2D(7, 3, strides=3, padding="same", activation="relu")(inp)  # 10x10x7
+        x = k.layers.GlobalAveragePooling2D()(x)
+        return k.Model(inp, _head(k, x))
+
+    cases.append(OpCase("mean-global-10x10x7", global_mean))
     return cases
 
 

@@ -172,9 +172,7 @@ def test_unsupported_op_fails_at_generation_naming_layer_and_op(test_models, tmp
 
 
 def test_float_model_is_rejected_with_advice(tmp_path: Path) -> None:
-    import os as _os
-
-    _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow as tf
     import tf_keras as k
 

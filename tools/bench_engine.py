@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
+import os
 import re
 import subprocess
 import sys
@@ -58,11 +59,17 @@ def tflm_min_arena(model: bytes, hi: int = 4 << 20) -> int:
     from tflite_micro import runtime
 
     def ok(size: int) -> bool:
-        try:
-            runtime.Interpreter.from_bytes(model, arena_size=size)
-            return True
-        except RuntimeError:
-            return False
+        saved = os.dup(2)
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)  # TFLM logs every failed allocation on stderr
+            try:
+                runtime.Interpreter.from_bytes(model, arena_size=size)
+                return True
+            except RuntimeError:
+                return False
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
 
     lo = 16
     if not ok(hi):

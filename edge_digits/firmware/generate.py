@@ -25,10 +25,11 @@ from edge_digits.firmware.plan import MemoryPlan, patch_key, plan_memory
 
 KERNEL_DIR = Path(__file__).resolve().parents[2] / "firmware" / "engine"
 _KERNEL_FILES = {"ed_conv2d": "ed_conv.c", "ed_dwconv2d": "ed_dwconv.c", "ed_maxpool2d": "ed_pool.c",
-                 "ed_avgpool2d": "ed_pool.c", "ed_fully_connected": "ed_fc.c", "ed_softmax": "ed_softmax.c"}
+                 "ed_avgpool2d": "ed_pool.c", "ed_fully_connected": "ed_fc.c", "ed_softmax": "ed_softmax.c",
+                 "ed_mean_hw": "ed_mean.c"}
 _PARAM_TYPES = {"ed_conv2d": "ed_conv_params", "ed_dwconv2d": "ed_conv_params", "ed_maxpool2d": "ed_pool_params",
                 "ed_avgpool2d": "ed_pool_params", "ed_fully_connected": "ed_fc_params",
-                "ed_softmax": "ed_softmax_params"}
+                "ed_softmax": "ed_softmax_params", "ed_mean_hw": "ed_mean_params"}
 _HEADERS = ("ed_fixedpoint.h", "ed_kernels.h")
 
 
@@ -139,11 +140,9 @@ def model_c(graph: Graph, plan: MemoryPlan, source: str) -> str:
         for suffix, ctype, values in arrays:
             out.append(cgen.array_declare(f"{prefix}_{suffix}", ctype, values.tolist()))
         out.append(cgen.struct_declare(f"{prefix}_params", _PARAM_TYPES[layer.kernel], layer.params))
-        names = {s for s, _, _ in arrays}
         args = [f"&{prefix}_params", src]
         if layer.kernel in ("ed_conv2d", "ed_dwconv2d", "ed_fully_connected"):
-            args += [f"{prefix}_weights", f"{prefix}_bias" if "bias" in names else "NULL", f"{prefix}_mult",
-                     f"{prefix}_shift"]
+            args += [f"{prefix}_weights", f"{prefix}_bias", f"{prefix}_mult", f"{prefix}_shift"]
         if layer.kernel == "ed_conv2d":
             args.append(f"ed_scratch_mem + {plan.placements[patch_key(layer)].offset // 2}")
         args.append(dst)

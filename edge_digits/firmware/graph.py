@@ -72,7 +72,7 @@ _PADDING = {0: "SAME", 1: "VALID"}
 # Conv filters shorter than this (k_h * k_w * in_c) get [k_h][k_w][in_c][out_c] weights (see ed_conv.c).
 TRANSPOSE_BELOW = 64
 SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D",
-                 "FULLY_CONNECTED", "RESHAPE", "SOFTMAX")
+                 "FULLY_CONNECTED", "RESHAPE", "SOFTMAX", "MEAN")
 
 
 def _builtin_names() -> dict[int, str]:
@@ -164,9 +164,10 @@ def _weights(layer: int, op: str, t: Tensor, channels: int, axis: int) -> None:
         raise _fail(layer, op, f"weights tensor {t.index} has a nonzero zero point; use symmetric int8 weights")
 
 
-def _bias(layer: int, op: str, tensors: list[Tensor], idx: int, channels: int) -> np.ndarray | None:
+def _bias(layer: int, op: str, tensors: list[Tensor], idx: int, channels: int) -> np.ndarray:
+    """The layer's int32 bias, or zeros when it has none (the kernels always add one)."""
     if idx < 0:
-        return None
+        return np.zeros(channels, dtype=np.int32)
     t = tensors[idx]
     if t.dtype != "int32" or t.data is None or t.size != channels:
         raise _fail(layer, op, f"bias tensor {idx} must be a constant int32 vector of {channels} "
@@ -291,9 +292,26 @@ def _lower_softmax(i: int, op_name: str, op, tensors: list[Tensor], ins: list[in
     return Layer(i, op_name, "ed_softmax", [ins[0]], out.index, params)
 
 
+def _lower_mean(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
+    x, axis = tensors[ins[0]], tensors[ins[1]]
+    _check_act_tensor(i, op_name, x, "input")
+    in_h, in_w, c = _nhwc(i, op_name, x)
+    axes = sorted({int(a) % 4 for a in axis.data.reshape(-1)}) if axis.data is not None else None
+    if axes != [1, 2] or out.size != c:
+        raise _fail(i, op_name, f"only the mean over height and width (axis [1, 2], global average pooling) is "
+                    f"supported; got axis {None if axis.data is None else axis.data.tolist()}")
+    if x.scale == out.scale and x.zero_point == out.zero_point:
+        raise _fail(i, op_name, "MEAN with identical input and output quantization takes a different TFLM path "
+                    "that the engine does not implement; use AveragePooling2D over the whole map instead")
+    mult, shift = quant.mean_multiplier(x.scale[0], out.scale[0], in_h * in_w)
+    params = dict(pixels=in_h * in_w, c=c, in_offset=-x.zero_point[0], out_offset=out.zero_point[0],
+                  multiplier=mult, shift=shift)
+    return Layer(i, op_name, "ed_mean_hw", [ins[0]], out.index, params)
+
+
 _LOWER = {"CONV_2D": _lower_conv, "DEPTHWISE_CONV_2D": _lower_conv, "MAX_POOL_2D": _lower_pool,
           "AVERAGE_POOL_2D": _lower_pool, "FULLY_CONNECTED": _lower_fc, "RESHAPE": _lower_reshape,
-          "SOFTMAX": _lower_softmax}
+          "SOFTMAX": _lower_softmax, "MEAN": _lower_mean}
 
 
 def read_graph(flatbuffer: bytes) -> Graph:

@@ -69,6 +69,20 @@ def conv_multipliers(input_scale: float, filter_scales: np.ndarray, output_scale
     return mults, shifts
 
 
+def mean_multiplier(input_scale: float, output_scale: float, pixels: int) -> tuple[int, int]:
+    """Multiplier and shift of TFLM's integer MEAN, with the division by ``pixels`` folded in.
+
+    TFLM scales the multiplier up by 2^floor(log2(pixels)) (capped so the shift stays valid),
+    divides it by the pixel count with integer division and lowers the shift to match.
+
+    >>> mean_multiplier(0.5, 0.5, 4)
+    (1073741824, -1)
+    """
+    mult, shift = quantize_multiplier(float(np.float32(input_scale)) / float(np.float32(output_scale)))
+    up = min(pixels.bit_length() - 1, 32, 31 + shift)
+    return (mult << up) // pixels, shift - up
+
+
 def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
     """The int8 output range of a fused activation (TFLM's CalculateActivationRangeQuantized).
 

@@ -37,16 +37,6 @@ static void ed_gather_patch(const ed_conv_params *p, const int8_t *input, int32_
     }
 }
 
-static void ed_conv_finish(const ed_conv_params *p, int32_t acc, int32_t oc, const int32_t *bias,
-                           const int32_t *multiplier, const int32_t *shift, int8_t *output)
-{
-    if (bias) {
-        acc += bias[oc];
-    }
-    acc = ed_mbqm(acc, multiplier[oc], shift[oc]) + p->out_offset;
-    output[oc] = (int8_t)ed_clamp(acc, p->act_min, p->act_max);
-}
-
 /* One pixel with transposed weights: out_c accumulators, patch values broadcast. */
 static void ed_conv_pixel_blocked(const ed_conv_params *p, const int16_t *patch, int32_t filter_size,
                                   const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
@@ -66,7 +56,9 @@ static void ed_conv_pixel_blocked(const ed_conv_params *p, const int16_t *patch,
                 w += out_c;
             }
             for (j = 0; j < ED_CONV_BLOCK; ++j) {
-                ed_conv_finish(p, acc[j], c0 + j, bias, multiplier, shift, output);
+                const int32_t oc = c0 + j;
+                output[oc] = ed_requant(acc[j], bias[oc], multiplier[oc], shift[oc], p->out_offset,
+                                        p->act_min, p->act_max);
             }
         } else {
             const int32_t n = out_c - c0;
@@ -78,7 +70,9 @@ static void ed_conv_pixel_blocked(const ed_conv_params *p, const int16_t *patch,
                 w += out_c;
             }
             for (j = 0; j < n; ++j) {
-                ed_conv_finish(p, acc[j], c0 + j, bias, multiplier, shift, output);
+                const int32_t oc = c0 + j;
+                output[oc] = ed_requant(acc[j], bias[oc], multiplier[oc], shift[oc], p->out_offset,
+                                        p->act_min, p->act_max);
             }
         }
     }
@@ -97,8 +91,8 @@ void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weigh
                 ed_conv_pixel_blocked(p, patch, filter_size, weights, bias, multiplier, shift, output);
             } else {
                 for (oc = 0; oc < p->out_c; ++oc) {
-                    ed_conv_finish(p, ed_dot16(patch, weights + oc * filter_size, filter_size), oc, bias,
-                                   multiplier, shift, output);
+                    output[oc] = ed_requant(ed_dot16(patch, weights + oc * filter_size, filter_size), bias[oc],
+                                            multiplier[oc], shift[oc], p->out_offset, p->act_min, p->act_max);
                 }
             }
             output += p->out_c;

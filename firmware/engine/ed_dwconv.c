@@ -12,19 +12,6 @@
 
 #define ED_DW_BLOCK 8
 
-static void ed_dw_finish(const ed_conv_params *p, const int32_t *acc, int32_t oc0, int32_t n,
-                         const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
-                         int8_t *output)
-{
-    int32_t j;
-    for (j = 0; j < n; ++j) {
-        const int32_t oc = oc0 + j;
-        int32_t v = acc[j] + (bias ? bias[oc] : 0);
-        v = ed_mbqm(v, multiplier[oc], shift[oc]) + p->out_offset;
-        output[oc] = (int8_t)ed_clamp(v, p->act_min, p->act_max);
-    }
-}
-
 void ed_dwconv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
                  const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                  int8_t *output)
@@ -61,7 +48,11 @@ void ed_dwconv2d(const ed_conv_params *p, const int8_t *input, const int8_t *wei
                             }
                         }
                     }
-                    ed_dw_finish(p, acc, c0, n, bias, multiplier, shift, output);
+                    for (j = 0; j < n; ++j) {
+                        const int32_t oc = c0 + j;
+                        output[oc] = ed_requant(acc[j], bias[oc], multiplier[oc], shift[oc], p->out_offset,
+                                                p->act_min, p->act_max);
+                    }
                 }
             } else {
                 for (ic = 0; ic < in_c; ++ic) {
@@ -75,7 +66,8 @@ void ed_dwconv2d(const ed_conv_params *p, const int8_t *input, const int8_t *wei
                                 acc += (int32_t)w[kx * out_c] * ((int32_t)x[kx * in_c] + p->in_offset);
                             }
                         }
-                        ed_dw_finish(p, &acc, oc, 1, bias, multiplier, shift, output);
+                        output[oc] = ed_requant(acc, bias[oc], multiplier[oc], shift[oc], p->out_offset,
+                                                p->act_min, p->act_max);
                     }
                 }
             }

@@ -15,11 +15,7 @@ void ed_fully_connected(const ed_fc_params *p, const int8_t *input, const int8_t
         for (o = 0; o < p->out_depth; ++o) {
             const int8_t *w = weights + o * p->in_depth;
             int32_t acc = ed_dot_offset(x, w, p->in_depth, (int16_t)p->in_offset);
-            if (bias) {
-                acc += bias[o];
-            }
-            acc = ed_mbqm(acc, multiplier[o], shift[o]) + p->out_offset;
-            *output++ = (int8_t)ed_clamp(acc, p->act_min, p->act_max);
+            *output++ = ed_requant(acc, bias[o], multiplier[o], shift[o], p->out_offset, p->act_min, p->act_max);
         }
     }
 }

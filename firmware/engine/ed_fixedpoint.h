@@ -34,21 +34,43 @@ static inline int32_t ed_srdhm(int32_t a, int32_t b)
     return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
 }
 
-/* x / 2^exponent rounded to nearest, ties away from zero (0 <= exponent <= 31). */
+/*
+ * x / 2^exponent rounded to nearest, ties away from zero (0 <= exponent <= 31):
+ * TFLM's RoundingDivideByPOT. Written as one biased arithmetic shift, which is
+ * the same function: for x >= 0 the bias is half the divisor, for x < 0 one
+ * less, so exact halves round away from zero in both directions.
+ */
 static inline int32_t ed_rdbpot(int32_t x, int exponent)
 {
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+    int64_t bias;
+    if (exponent == 0) {
+        return x;
+    }
+    bias = ((int64_t)1 << (exponent - 1)) - (x < 0 ? 1 : 0);
+    return (int32_t)(((int64_t)x + bias) >> exponent);
 }
 
-/* x * multiplier * 2^shift with multiplier a Q31 fraction, as TFLM requantizes. */
+/*
+ * x * multiplier * 2^shift with multiplier a Q31 fraction, as TFLM requantizes
+ * (MultiplyByQuantizedMultiplier). The generator only emits multipliers >= 0,
+ * so the one overflow case of ed_srdhm (both factors INT32_MIN) cannot occur
+ * and is not tested here; the rounding is the same.
+ */
 static inline int32_t ed_mbqm(int32_t x, int32_t multiplier, int32_t shift)
 {
     const int left = shift > 0 ? (int)shift : 0;
     const int right = shift > 0 ? 0 : (int)-shift;
-    return ed_rdbpot(ed_srdhm(ed_shl(x, left), multiplier), right);
+    const int64_t ab = (int64_t)ed_shl(x, left) * (int64_t)multiplier;
+    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    return ed_rdbpot((int32_t)((ab + nudge) / ((int64_t)1 << 31)), right);
+}
+
+/* Requantize an accumulator to int8: bias, multiplier and shift of one channel, offset, clamp. */
+static inline int8_t ed_requant(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift,
+                                int32_t out_offset, int32_t act_min, int32_t act_max)
+{
+    const int32_t v = ed_mbqm(acc + bias, multiplier, shift) + out_offset;
+    return (int8_t)(v < act_min ? act_min : (v > act_max ? act_max : v));
 }
 
 /* The multiply for multipliers above one (softmax input scaling): no right shift. */

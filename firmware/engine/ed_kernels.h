@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-/* CONV_2D and DEPTHWISE_CONV_2D: per-channel int8 weights, int32 bias. */
+/* CONV_2D and DEPTHWISE_CONV_2D: per-channel int8 weights, int32 bias (zeros when the model has none). */
 typedef struct {
     int32_t in_h, in_w, in_c;
     int32_t out_h, out_w, out_c;
@@ -43,6 +43,13 @@ typedef struct {
     int32_t act_min, act_max;
 } ed_fc_params;
 
+/* MEAN over H and W of [1][H][W][C]; multiplier and shift include the division by pixels. */
+typedef struct {
+    int32_t pixels, c;
+    int32_t in_offset, out_offset;
+    int32_t multiplier, shift;
+} ed_mean_params;
+
 /* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128), parameters as TFLM's Prepare computes them. */
 typedef struct {
     int32_t rows, depth;
@@ -67,6 +74,8 @@ void ed_avgpool2d(const ed_pool_params *p, const int8_t *input, int8_t *output);
 void ed_fully_connected(const ed_fc_params *p, const int8_t *input, const int8_t *weights,
                         const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                         int8_t *output);
+
+void ed_mean_hw(const ed_mean_params *p, const int8_t *input, int8_t *output);
 
 void ed_softmax(const ed_softmax_params *p, const int8_t *input, int8_t *output);
 
