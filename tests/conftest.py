@@ -113,28 +113,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def classifier(request: pytest.FixtureRequest, mnist: tuple[np.ndarray, ...]) -> object:
-    """A digit classifier with ``predict(uint8 (N,28,28)) -> (N,10)`` for the camera-path tests.
+def classifier():
+    """The bundled ``standard`` model on the project runtime, as the camera path uses it."""
+    from edge_digits.models import bundled_model
+    from edge_digits.runtime import Classifier
 
-    The bundled ``standard`` model on the project runtime when present; else
-    the int8 model named by ``$EDGE_DIGITS_TEST_MODEL``; else a small CNN
-    trained once with tests/quick_model.py (8 epochs, a few minutes on two
-    cores) and kept in pytest's cache folder.
-    """
-    try:
-        from edge_digits.models import bundled_model
-        from edge_digits.runtime import Classifier
-
-        return Classifier(bundled_model("standard"))
-    except (ImportError, FileNotFoundError, RuntimeError):
-        pass
-    from quick_model import TfliteClassifier, train_quick_model
-
-    env = os.environ.get("EDGE_DIGITS_TEST_MODEL")
-    if env:
-        return TfliteClassifier(Path(env))
-    path = Path(request.config.cache.mkdir("edge-digits-quick-model")) / "quick_int8.tflite"
-    if not path.is_file():
-        x_train, y_train, _, _ = mnist
-        train_quick_model(path, x_train, y_train, epochs=8)
-    return TfliteClassifier(path)
+    return Classifier(bundled_model("standard"))
