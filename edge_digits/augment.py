@@ -15,15 +15,20 @@ from edge_digits.recipe import Augmentation
 
 
 def affine_matrix(rng: np.random.Generator, aug: Augmentation, size: int = 28) -> np.ndarray:
-    """A random rotation, zoom, shear and shift about the image centre, as a 2x3 matrix."""
+    """A random rotation, zoom, aspect change, shear and shift about the image centre, as a 2x3 matrix.
+
+    The aspect change scales width against height, as narrow long-tailed or
+    wide handwriting does once a digit is fitted into MNIST's 20x20 box.
+    """
     angle = math.radians(rng.uniform(-aug.rotation, aug.rotation))
     zoom = rng.uniform(*aug.zoom)
+    aspect = rng.uniform(*aug.aspect)
     shear = math.radians(rng.uniform(-aug.shear, aug.shear))
     tx, ty = rng.uniform(-aug.shift, aug.shift, 2) * size
     c = (size - 1) / 2.0
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     sh = np.array([[1.0, math.tan(shear)], [0.0, 1.0]])
-    m = zoom * rot @ sh
+    m = zoom * rot @ sh @ np.diag([aspect, 1.0])
     offset = np.array([c, c]) - m @ np.array([c, c]) + np.array([tx, ty])
     return np.hstack([m, offset[:, None]]).astype(np.float32)
 
@@ -43,7 +48,7 @@ _KERNEL = np.ones((2, 2), np.uint8)
 def augment_image(image: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
     """One uint8 28x28 image (white ink on black), randomly transformed."""
     out = image
-    if aug.rotation or aug.shear or aug.shift or aug.zoom != (1.0, 1.0):
+    if aug.rotation or aug.shear or aug.shift or aug.zoom != (1.0, 1.0) or aug.aspect != (1.0, 1.0):
         out = cv2.warpAffine(out, affine_matrix(rng, aug, out.shape[0]), out.shape[::-1], flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if aug.elastic_alpha and rng.random() < aug.elastic_p:

@@ -44,6 +44,7 @@ class Layer:
 class Augmentation:
     rotation: float = 0.0
     zoom: tuple[float, float] = (1.0, 1.0)
+    aspect: tuple[float, float] = (1.0, 1.0)
     shift: float = 0.0
     shear: float = 0.0
     elastic_alpha: float = 0.0
@@ -185,7 +186,7 @@ def recipe_from_dict(data: dict[str, Any], name: str = "recipe") -> Recipe:
     _number("training.subset", training.subset, 0, 60000, integer=True)
 
     a = dict(sections["augmentation"])
-    for pair, lo, hi in (("zoom", 0.5, 2.0), ("contrast", 0.05, 1.0)):
+    for pair, lo, hi in (("zoom", 0.5, 2.0), ("aspect", 0.5, 2.0), ("contrast", 0.05, 1.0)):
         if pair in a:
             a[pair] = _pair(f"augmentation.{pair}", a[pair], lo, hi)
     aug = Augmentation(**a)
