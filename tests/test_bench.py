@@ -14,16 +14,15 @@ from edge_digits.models import bundled_model
 
 
 class SteppedMeter:
-    """A meter that reads 2 W at idle and 6 W once load has started."""
+    """A meter that reads 2 W until the first configuration starts, then 6 W."""
 
     name = "fake"
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.loaded = False
 
     def read_watts(self) -> float:
-        self.calls += 1
-        return 2.0 if self.calls <= 10 else 6.0
+        return 6.0 if self.loaded else 2.0
 
     def close(self) -> None:
         pass
@@ -31,8 +30,17 @@ class SteppedMeter:
 
 @pytest.fixture(scope="module")
 def report(mnist_cache: Path) -> bench.BenchReport:
-    return bench.run_bench([bundled_model("micro"), bundled_model("standard")], ["auto"], [1, 2], [1, 8], warmup=3,
-                           runs=25, meter=SteppedMeter(), idle_seconds=0.6, power_rate=20, cache_dir=mnist_cache)
+    meter = SteppedMeter()
+    real = bench.run_config
+
+    def loaded_run_config(*args, **kwargs):
+        meter.loaded = True
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench, "run_config", loaded_run_config)
+        return bench.run_bench([bundled_model("micro"), bundled_model("standard")], ["auto"], [1, 2], [1, 8],
+                               warmup=3, runs=25, meter=meter, idle_seconds=0.6, power_rate=20, cache_dir=mnist_cache)
 
 
 def test_every_configuration_is_measured(report: bench.BenchReport) -> None:
