@@ -498,8 +498,10 @@ def bench_compare(a: Path, b: Path) -> None:
 @click.option("--max-body-bytes", type=click.IntRange(1024), default=8 * 1024 * 1024, show_default=True)
 @click.option("--max-image-side", type=click.IntRange(28, 65535), default=4096, show_default=True,
               help="Largest PNG/JPEG width or height accepted.")
+@click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
+              help="Seconds a started request may take to arrive whole (then 408).")
 def serve_cmd(model: str | None, host: str, port: int, workers: int, backend: str, threads: int, max_batch: int,
-              batch_wait_ms: float, max_body_bytes: int, max_image_side: int) -> None:
+              batch_wait_ms: float, max_body_bytes: int, max_image_side: int, request_timeout: float) -> None:
     """Serve digit recognition over HTTP: /v1/classify, /v1/read, /healthz, /v1/model, /metrics, /openapi.json."""
     from edge_digits.runtime import InferenceError
     from edge_digits.serve import Limits, ServeConfig, serve
@@ -508,7 +510,7 @@ def serve_cmd(model: str | None, host: str, port: int, workers: int, backend: st
     if not path.is_file():
         raise EdgeDigitsError(f"model {path} does not exist")
     limits = Limits(max_body_bytes=max_body_bytes, max_batch=max_batch, max_image_side=max_image_side,
-                    max_image_pixels=min(max_image_side ** 2, 64 * 1024 * 1024))
+                    max_image_pixels=min(max_image_side ** 2, 64 * 1024 * 1024), request_timeout_s=request_timeout)
     config = ServeConfig(model=path, host=host, port=port, workers=workers, backend=backend, threads=threads,
                          batch_wait_ms=batch_wait_ms, limits=limits)
     try:

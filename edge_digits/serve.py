@@ -300,8 +300,10 @@ class MicroBatcher:
     """Requests that arrive together become one interpreter call (bounded wait, bounded batch)."""
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int, max_wait_s: float,
-                 on_batch: Callable[[int, int, float], None] | None = None) -> None:
+                 on_batch: Callable[[int, int, float], None] | None = None,
+                 clients: Callable[[], int] | None = None) -> None:
         self.predict, self.max_batch, self.max_wait_s, self.on_batch = predict, max_batch, max_wait_s, on_batch
+        self.clients = clients   # open connections: waiting only helps while some are not already queued
         self.pending: deque[tuple[np.ndarray, asyncio.Future]] = deque()
         self.pending_images = 0
         self._waiter: asyncio.Future | None = None
@@ -341,7 +343,8 @@ class MicroBatcher:
             if not self.pending:
                 self._waiter = loop.create_future()
                 await self._waiter
-            if self.max_wait_s > 0 and self.pending_images < self.max_batch:
+            if (self.max_wait_s > 0 and self.pending_images < self.max_batch
+                    and (self.clients is None or self.clients() > len(self.pending))):
                 self._collecting = True
                 self._waiter = waiter = loop.create_future()
                 handle = loop.call_later(self.max_wait_s, lambda: waiter.done() or waiter.set_result(None))
@@ -435,7 +438,7 @@ class App:
         self.connections = 0
         self.m_conns.set(self.worker, value=0)
         self.batcher = MicroBatcher(engine.predict, config.limits.max_batch, config.batch_wait_ms / 1000,
-                                    self._on_batch)
+                                    self._on_batch, clients=lambda: self.connections)
         self._read_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edge-digits-read")
 
     def _on_batch(self, images: int, requests: int, seconds: float) -> None:
@@ -616,8 +619,7 @@ class HttpConnection(asyncio.Protocol):
             raise HttpError(400, "malformed request line", close=True)
         method, target, version = parts
         if version not in ("HTTP/1.1", "HTTP/1.0"):
-            raise HttpError(505 if version.startswith("HTTP/") else 400, f"unsupported protocol {version!r}",
-                            close=True)
+            raise HttpError(400, f"unsupported protocol {version[:20]!r}: send HTTP/1.1", close=True)
         if len(lines) - 1 > self.limits.max_headers:
             raise HttpError(431, f"more than {self.limits.max_headers} header fields", close=True)
         headers: dict[str, str] = {}
