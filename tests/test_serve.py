@@ -395,3 +395,27 @@ def test_injected_page_reader(model_path: Path) -> None:
         for task in asyncio.all_tasks(loop):
             loop.call_soon_threadsafe(task.cancel)
         thread.join(10)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Property-based fuzzing against the OpenAPI document (schemathesis): no 5xx, answers conform to the document.
+
+try:
+    import schemathesis
+    from hypothesis import HealthCheck, settings
+    from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
+                                                   status_code_conformance)
+except ImportError:  # schemathesis is in the [dev] extra
+    schemathesis = None
+
+if schemathesis is not None:
+    fuzz_schema = schemathesis.openapi.from_path(OPENAPI_PATH)
+
+    @fuzz_schema.parametrize()
+    @settings(max_examples=int(os.environ.get("EDGE_DIGITS_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    def test_fuzz_openapi(case, server: Server) -> None:
+        response = case.call(base_url=server.url, timeout=30)
+        reader_missing = case.path == "/v1/read" and response.status_code == 501
+        assert response.status_code < 500 or reader_missing, (response.status_code, response.text[:300])
+        case.validate_response(response, checks=[status_code_conformance, content_type_conformance,
+                                                 response_schema_conformance])
