@@ -245,7 +245,7 @@ def parse_classify_json(body: bytes, limits: Limits) -> np.ndarray:
     if not images:
         raise HttpError(400, '"images" is empty; give at least one image')
     if len(images) > limits.max_batch:
-        raise HttpError(413, f"{len(images)} images in one request; the limit is {limits.max_batch}")
+        raise HttpError(400, f"{len(images)} images in one request; the limit is {limits.max_batch}")
     raw = []
     for i, item in enumerate(images):
         if not isinstance(item, str):

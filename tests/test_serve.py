@@ -208,7 +208,7 @@ def _bad_requests() -> list[tuple[str, str, bytes, dict, int]]:
         ("bad base64", "/v1/classify", b'{"images": ["!!!!"]}', j, 400),
         ("non-ASCII base64", "/v1/classify", '{"images": ["\u00e9\u00e9\u00e9\u00e9"]}'.encode(), j, 400),
         ("wrong shape", "/v1/classify", json.dumps({"images": [base64.b64encode(bytes(783)).decode()]}).encode(), j, 400),
-        ("too many images", "/v1/classify", json.dumps({"images": [one] * 65}).encode(), j, 413),
+        ("too many images", "/v1/classify", json.dumps({"images": [one] * 65}).encode(), j, 400),
         ("empty body", "/v1/classify", b"", j, 400),
         ("text/plain", "/v1/classify", b"hello", {"Content-Type": "text/plain"}, 415),
         ("JPEG to classify", "/v1/classify", b"\xff\xd8\xff", {"Content-Type": "image/jpeg"}, 415),
