@@ -324,8 +324,9 @@ class MicroBatcher:
         self.pending.append((images, fut))
         self.pending_images += len(images)
         w = self._waiter
-        if w is not None and not w.done() and (not self._collecting or self.pending_images >= self.max_batch):
-            w.set_result(None)
+        if w is not None and not w.done() and (not self._collecting or self.pending_images >= self.max_batch
+                                               or (self.clients is not None and len(self.pending) >= self.clients())):
+            w.set_result(None)   # idle, or the batch is full, or every open connection is already waiting
         return fut
 
     def _take(self) -> list[tuple[np.ndarray, asyncio.Future]]:
