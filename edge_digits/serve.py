@@ -214,7 +214,10 @@ def decode_image(data: bytes, limits: Limits, gray: bool) -> np.ndarray:
         raise HttpError(400, "truncated PNG: the IEND chunk is missing")
     if kind == "jpeg" and b"\xff\xd9" not in data[-64:]:
         raise HttpError(400, "truncated JPEG: the end-of-image marker is missing")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    except cv2.error:
+        img = None
     if img is None or img.size == 0:
         raise HttpError(400, f"the {kind.upper()} does not decode (corrupt or truncated)")
     return img
@@ -551,7 +554,8 @@ class HttpConnection(asyncio.Protocol):
         self.paused = False
         self.sent_continue = False
         self.eof = False
-        self.last = time.monotonic()
+        self.last = self.started = time.monotonic()   # last bytes seen; first bytes of the request in progress
+        self.write_paused = False
         self.transport: asyncio.Transport | None = None
 
     # asyncio callbacks
@@ -571,10 +575,22 @@ class HttpConnection(asyncio.Protocol):
         self.conns.discard(self)
         self.app.connection_count(-1)
 
+    def pause_writing(self) -> None:
+        # the client does not read its answers: stop reading its requests until it does
+        self.write_paused = True
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if not self.paused:
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         self.last = time.monotonic()
         if self.lingering:
             return
+        if not self.buf and self.head is None:
+            self.started = self.last
         self.buf += data
         if not self.busy:
             self._process()
@@ -596,7 +612,7 @@ class HttpConnection(asyncio.Protocol):
     def sweep(self, now: float) -> None:
         if self.busy or self.closed or self.lingering:
             return
-        if (self.buf or self.head) and now - self.last > self.limits.request_timeout_s:
+        if (self.buf or self.head) and now - self.started > self.limits.request_timeout_s:
             self._fail(HttpError(408, f"the request did not arrive whole within {self.limits.request_timeout_s:g} s",
                                  close=True), "other", time.perf_counter())
         elif not self.buf and now - self.last > self.limits.keepalive_timeout_s:
@@ -670,6 +686,7 @@ class HttpConnection(asyncio.Protocol):
                 body = bytes(self.buf[:length])
                 del self.buf[:length]
                 self.head = None
+                self.started = time.monotonic()   # whatever follows is the next request
                 req = Request(method, path, headers, body, keep_alive, t0)
                 result = self.app.handle(req)
             except HttpError as exc:
@@ -686,7 +703,8 @@ class HttpConnection(asyncio.Protocol):
                 result.add_done_callback(lambda fut, req=req: self._finished(req, fut))
         if self.paused and not self.busy and len(self.buf) <= self.limits.max_body_bytes:
             self.paused = False
-            self.transport.resume_reading()
+            if not self.write_paused:
+                self.transport.resume_reading()
 
     def _finished(self, req: Request, fut: asyncio.Future) -> None:
         self.busy = False
@@ -711,7 +729,8 @@ class HttpConnection(asyncio.Protocol):
             self._process()
         elif self.paused:
             self.paused = False
-            self.transport.resume_reading()
+            if not self.write_paused:
+                self.transport.resume_reading()
 
     def _send(self, req: Request, resp: Response) -> None:
         self.app.record(req.path, resp.status, req.t0)

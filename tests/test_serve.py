@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -260,6 +261,32 @@ def test_broken_http_gets_4xx(server: Server, name: str, data: bytes, shut: bool
     assert _status(raw) == status, raw[:300]
     assert json.loads(raw.partition(b"\r\n\r\n")[2])["error"]
     assert server.request("GET", "/healthz")[0] == 200
+
+
+def test_trickled_request_times_out(server: Server) -> None:
+    """A client that keeps sending a byte now and then still has to finish its request in time."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /v1/classify HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 6:
+            s.sendall(b"x")
+            if select.select([s], [], [], 0.25)[0]:
+                break
+        waited = time.monotonic() - t0
+        raw = s.recv(65536)
+    assert _status(raw) == 408, raw[:200]
+    assert waited < 4     # --request-timeout 1, checked about once a second
+
+
+def test_serving_never_imports_tensorflow(model_path: Path) -> None:
+    code = ("import sys; from pathlib import Path; import edge_digits.cli; from edge_digits import serve; "
+            f"cfg = serve.ServeConfig(model=Path({str(model_path)!r})); "
+            "e = serve.Engine(cfg.model); app = serve.App(e, cfg); "
+            "assert app.manifest['ops'], app.manifest; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]; "
+            "assert not bad, bad")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=120)
 
 
 def test_oversized_body_with_client_sending_it_all(server: Server) -> None:
