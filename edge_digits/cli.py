@@ -488,8 +488,8 @@ def bench_compare(a: Path, b: Path) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="TCP port (0: any free one).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes sharing the port with SO_REUSEPORT, each with its own interpreters.")
-@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow"]), default="auto",
-              show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime"]), default="auto", show_default=True,
+              help="Interpreter (serving never imports TensorFlow).")
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="Interpreter threads.")
 @click.option("--max-batch", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Images per interpreter call, and per /v1/classify request.")

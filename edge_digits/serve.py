@@ -839,8 +839,18 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
              for i in range(config.workers)]
     for p in procs:
         p.start()
-    for _ in procs:
-        ready_queue.get(timeout=120)
+    import queue
+
+    ready = 0
+    while ready < len(procs):
+        try:
+            ready_queue.get(timeout=0.5)
+            ready += 1
+        except queue.Empty:
+            if not all(p.is_alive() for p in procs):
+                for p in procs:
+                    p.terminate()
+                raise RuntimeError("a worker process failed to start (see the messages above)") from None
     announce(f"serving {config.model.name} on {url} ({config.workers} workers, SO_REUSEPORT)")
     stopping = False
 

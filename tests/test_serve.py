@@ -378,6 +378,20 @@ def test_two_workers(model_path: Path, test_images: np.ndarray) -> None:
     assert srv.proc.returncode == 0, srv.proc.stderr.read()[-3000:]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cli_errors(tmp_path: Path, workers: str) -> None:
+    from click.testing import CliRunner
+
+    from edge_digits.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--model", str(tmp_path / "none.tflite"), "--workers", workers])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a model")
+    result = CliRunner().invoke(main, ["serve", "--model", str(bad), "--port", "0", "--workers", workers])
+    assert result.exit_code == 1 and "Error:" in result.output, result.output
+
+
 def test_injected_page_reader(model_path: Path) -> None:
     """The /v1/read plumbing with a reader injected in-process (the real one lives in edge_digits.reader)."""
     import asyncio
