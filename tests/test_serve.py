@@ -289,6 +289,34 @@ def test_serving_never_imports_tensorflow(model_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=120)
 
 
+def test_mutated_raw_requests_never_get_5xx(server: Server) -> None:
+    """Valid requests with random bytes changed, cut out or added: always a 4xx or 2xx, never silence or 5xx."""
+    import random
+
+    rng = random.Random(10)
+    png = _png(np.zeros((28, 28), np.uint8))
+    seeds = [b"POST /v1/classify HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n"
+             b'{"images": ["AAAA"]}',
+             b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+             b"POST /v1/classify HTTP/1.1\r\nContent-Type: image/png\r\nContent-Length: "
+             + str(len(png)).encode() + b"\r\n\r\n" + png]
+    statuses = []
+    for _ in range(150):
+        b = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            pos, op = rng.randrange(len(b)), rng.random()
+            if op < 0.4:
+                b[pos] = rng.randrange(256)
+            elif op < 0.7:
+                del b[pos:pos + rng.randint(1, 5)]
+            else:
+                b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 5)))
+        raw = server.raw(bytes(b), shut=True)
+        statuses.append(int(raw[9:12]) if raw.startswith(b"HTTP/1.1 ") else raw[:30])
+    assert all(isinstance(s, int) and s < 500 for s in statuses), statuses
+    assert server.request("GET", "/healthz")[0] == 200
+
+
 def test_oversized_body_with_client_sending_it_all(server: Server) -> None:
     status, _, data = server.request("POST", "/v1/classify", b"x" * (9 * 1024 * 1024),
                                      {"Content-Type": "application/json"})
