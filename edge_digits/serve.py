@@ -483,16 +483,30 @@ class App:
 
     def classify(self, req: Request) -> asyncio.Future:
         ctype = self._content_type(req)
+        out = asyncio.get_running_loop().create_future()
         if ctype in ("application/json", ""):
-            images = parse_classify_json(req.body, self.limits)
+            self._submit(parse_classify_json(req.body, self.limits), out)
         elif ctype == "image/png":
             if not req.body.startswith(PNG_MAGIC):
                 raise HttpError(400, "Content-Type says image/png but the body is not a PNG")
-            images = to_digit_image(decode_image(req.body, self.limits, gray=True))[None]
+            check_image(req.body, self.limits)
+            _, w, h = image_size(req.body)
+            decode = lambda: to_digit_image(decode_image(req.body, self.limits, gray=True))[None]  # noqa: E731
+            if w * h <= 256 * 256:
+                self._submit(decode(), out)
+            else:   # a big picture decodes in a worker thread, so the loop keeps answering meanwhile
+                def decoded(fut: asyncio.Future) -> None:
+                    if fut.exception() is not None:
+                        out.set_exception(fut.exception())
+                    else:
+                        self._submit(fut.result(), out)
+
+                asyncio.get_running_loop().run_in_executor(self._read_executor, decode).add_done_callback(decoded)
         else:
             raise HttpError(415, f"Content-Type {ctype!r} is not accepted here: send application/json or image/png")
-        out = asyncio.get_running_loop().create_future()
+        return out
 
+    def _submit(self, images: np.ndarray, out: asyncio.Future) -> None:
         def done(fut: asyncio.Future) -> None:
             if out.done():
                 return
@@ -505,7 +519,6 @@ class App:
             out.set_result(json_response({"predictions": preds}))
 
         self.batcher.submit(images).add_done_callback(done)
-        return out
 
     def read(self, req: Request) -> Response | asyncio.Future:
         ctype = self._content_type(req)

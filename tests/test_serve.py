@@ -137,7 +137,8 @@ def test_classify_png(server: Server, model_path: Path, test_images: np.ndarray)
 
     clf = Classifier(model_path)
     img = test_images[0]
-    for picture, as_model_sees in ((img, img), (cv2.resize(img, (84, 84), interpolation=cv2.INTER_NEAREST), None)):
+    bigger = [cv2.resize(img, (side, side), interpolation=cv2.INTER_NEAREST) for side in (84, 420)]
+    for picture, as_model_sees in ((img, img), (bigger[0], None), (bigger[1], None)):
         if as_model_sees is None:
             as_model_sees = cv2.resize(picture, (28, 28), interpolation=cv2.INTER_AREA)
         ok, png = cv2.imencode(".png", picture)
@@ -191,6 +192,12 @@ def _png(img: np.ndarray) -> bytes:
     return cv2.imencode(".png", img)[1].tobytes()
 
 
+def _corrupt(png: bytes) -> bytes:
+    """Scramble the compressed pixels but keep the PNG's chunk layout (and its IEND)."""
+    start = png.index(b"IDAT") + 4
+    return png[:start] + bytes(b ^ 0x5A for b in png[start:start + 200]) + png[start + 200:]
+
+
 def _bad_requests() -> list[tuple[str, str, bytes, dict, int]]:
     one = base64.b64encode(bytes(784)).decode()
     png = _png(np.zeros((28, 28), np.uint8))
@@ -216,6 +223,10 @@ def _bad_requests() -> list[tuple[str, str, bytes, dict, int]]:
         ("not a PNG", "/v1/classify", b"GIF89a....", {"Content-Type": "image/png"}, 400),
         ("truncated PNG", "/v1/classify", png[:len(png) // 2], {"Content-Type": "image/png"}, 400),
         ("PNG header only", "/v1/classify", png[:20], {"Content-Type": "image/png"}, 400),
+        ("truncated big PNG", "/v1/classify", _png(np.random.default_rng(0).integers(0, 256, (400, 400), dtype=np.uint8))[:50000],
+         {"Content-Type": "image/png"}, 400),
+        ("corrupt big PNG", "/v1/classify", _corrupt(_png(np.arange(300 * 300, dtype=np.uint32).reshape(300, 300)
+                                                          .astype(np.uint8))), {"Content-Type": "image/png"}, 400),
         ("huge PNG dimensions", "/v1/classify", ihdr_huge, {"Content-Type": "image/png"}, 413),
         ("read text/plain", "/v1/read", b"hello", {"Content-Type": "text/plain"}, 415),
         ("unknown path", "/v1/nothing", b"", {}, 404),
