@@ -104,8 +104,16 @@ class Registry:
         self.metrics.append(metric)
         return metric
 
-    def render(self) -> str:
+    def samples(self) -> dict[str, list[str]]:
+        """The sample lines of each metric family (no HELP/TYPE), e.g. for other processes to merge."""
+        return {m.name: m.render()[2:] for m in self.metrics}
+
+    def render(self, others: list[dict[str, list[str]]] = ()) -> str:
+        """The text format; ``others`` are other processes' :meth:`samples` (their series must carry
+        their own labels), merged family by family so each family stays contiguous."""
         lines: list[str] = []
         for m in self.metrics:
             lines.extend(m.render())
+            for other in others:
+                lines.extend(other.get(m.name, ()))
         return "\n".join(lines) + "\n"

@@ -34,7 +34,9 @@ padded up to the bucket, because resizing an interpreter's input costs more than
 
 ``--workers N`` starts N worker processes, each with its own event loop, interpreters and metrics,
 listening on the same port with ``SO_REUSEPORT`` (Linux), which spreads connections over them. With
-N > 1, ``/metrics`` shows the counters of the worker that answers (label ``worker``).
+N > 1, every worker leaves its metrics in a shared temp folder once a second, and ``/metrics`` (from
+whichever worker answers) shows all workers' series, labelled ``worker``, the others' at most about a
+second old.
 """
 
 from __future__ import annotations
@@ -416,9 +418,10 @@ class App:
     """Routes requests to handlers; a handler returns a Response, or a Future of one."""
 
     def __init__(self, engine: Engine, config: ServeConfig, reader: PageReader | None = None,
-                 worker: int = 0) -> None:
+                 worker: int = 0, peer_dir: Path | None = None) -> None:
         self.engine, self.config, self.limits, self.reader = engine, config, config.limits, reader
         self.worker = str(worker)
+        self.peer_dir = peer_dir     # with several workers: where each one leaves its metrics every second
         self.openapi = OPENAPI_PATH.read_bytes()
         self.manifest = model_manifest(config.model, engine, config)
         self.manifest_body = json.dumps(self.manifest).encode()
@@ -473,10 +476,32 @@ class App:
         if req.path == "/healthz":
             return json_response({"status": "ok", "model": self.manifest["model"], "backend": self.engine.backend})
         if req.path == "/metrics":
-            return Response(200, self.registry.render().encode(), METRICS_CONTENT_TYPE)
+            return Response(200, self.registry.render(self.peer_samples()).encode(), METRICS_CONTENT_TYPE)
         if req.path == "/v1/model":
             return Response(200, self.manifest_body)
         return Response(200, self.openapi)
+
+    def publish_samples(self) -> None:
+        """Leave this worker's metrics where the other workers read them (``/metrics`` shows all workers)."""
+        if self.peer_dir is None:
+            return
+        path = self.peer_dir / f"worker-{self.worker}.json"
+        tmp = path.with_suffix(".partial")
+        tmp.write_text(json.dumps(self.registry.samples()))
+        os.replace(tmp, path)
+
+    def peer_samples(self) -> list[dict[str, list[str]]]:
+        """The other workers' metrics as they published them (at most about a second old)."""
+        if self.peer_dir is None:
+            return []
+        out = []
+        for path in sorted(self.peer_dir.glob("worker-*.json")):
+            if path.name != f"worker-{self.worker}.json":
+                try:
+                    out.append(json.loads(path.read_text()))
+                except (OSError, ValueError):
+                    pass
+        return out
 
     def _content_type(self, req: Request) -> str:
         return req.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -787,9 +812,9 @@ def make_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 async def serve_async(config: ServeConfig, sock: socket.socket, worker: int = 0,
                       reader: PageReader | None = None, ready: Callable[[], None] | None = None,
-                      signals: tuple = (signal.SIGINT, signal.SIGTERM)) -> None:
+                      signals: tuple = (signal.SIGINT, signal.SIGTERM), peer_dir: Path | None = None) -> None:
     engine = Engine(config.model, config.backend, config.threads, config.limits.max_batch)
-    app = App(engine, config, reader, worker)
+    app = App(engine, config, reader, worker, peer_dir)
     loop = asyncio.get_running_loop()
     app.batcher.start()
     conns: set[HttpConnection] = set()
@@ -808,7 +833,12 @@ async def serve_async(config: ServeConfig, sock: socket.socket, worker: int = 0,
             now = time.monotonic()
             for c in list(conns):
                 c.sweep(now)
+            try:
+                app.publish_samples()
+            except OSError as exc:
+                print(f"warning: cannot publish metrics: {exc}", file=sys.stderr)
 
+    app.publish_samples()
     sweep_task = loop.create_task(sweeper())
     if ready is not None:
         ready()
@@ -823,12 +853,12 @@ async def serve_async(config: ServeConfig, sock: socket.socket, worker: int = 0,
         await app.batcher.close()
 
 
-def _worker_main(config: ServeConfig, worker: int, port: int, ready_queue) -> None:
+def _worker_main(config: ServeConfig, worker: int, port: int, ready_queue, peer_dir: Path) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent stops the workers with SIGTERM
     sock = make_socket(config.host, port, reuse_port=True)
     reader = load_page_reader(config.model, config.backend, config.threads)
     asyncio.run(serve_async(config, sock, worker, reader, ready=lambda: ready_queue.put(worker),
-                            signals=(signal.SIGTERM,)))
+                            signals=(signal.SIGTERM,), peer_dir=peer_dir))
 
 
 def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
@@ -847,8 +877,13 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
         return
     # the parent keeps its bound (never listening) socket, so the port stays ours; workers listen beside it
     ctx = multiprocessing.get_context("fork")
+    import shutil
+    import tempfile
+
     ready_queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(config, i, port, ready_queue), daemon=True)
+    shm = Path("/dev/shm")
+    peer_dir = Path(tempfile.mkdtemp(prefix="edge-digits-serve-", dir=shm if shm.is_dir() else None))
+    procs = [ctx.Process(target=_worker_main, args=(config, i, port, ready_queue, peer_dir), daemon=True)
              for i in range(config.workers)]
     for p in procs:
         p.start()
@@ -883,5 +918,6 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
         for p in procs:
             p.join(5)
         sock.close()
+        shutil.rmtree(peer_dir, ignore_errors=True)
     if not stopping:
         raise RuntimeError("a worker process exited; stopping the server")

@@ -412,6 +412,12 @@ def test_two_workers(model_path: Path, test_images: np.ndarray) -> None:
         for _ in range(6):
             status, doc = post_json(srv, classify_body(test_images[:2]))
             assert status == 200 and len(doc["predictions"]) == 2
+        time.sleep(1.5)     # workers publish their metrics once a second
+        text = srv.request("GET", "/metrics")[2].decode()
+        assert _metric(text, "edge_digits_model_info", worker="0") == 1
+        assert _metric(text, "edge_digits_model_info", worker="1") == 1
+        assert _metric(text, "edge_digits_http_requests_total", route="/v1/classify", status="200") == 6
+        assert _metric(text, "edge_digits_images_classified_total") >= 12
     finally:
         srv.stop()
     assert srv.proc.returncode == 0, srv.proc.stderr.read()[-3000:]
