@@ -885,21 +885,8 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
     peer_dir = Path(tempfile.mkdtemp(prefix="edge-digits-serve-", dir=shm if shm.is_dir() else None))
     procs = [ctx.Process(target=_worker_main, args=(config, i, port, ready_queue, peer_dir), daemon=True)
              for i in range(config.workers)]
-    for p in procs:
-        p.start()
     import queue
 
-    ready = 0
-    while ready < len(procs):
-        try:
-            ready_queue.get(timeout=0.5)
-            ready += 1
-        except queue.Empty:
-            if not all(p.is_alive() for p in procs):
-                for p in procs:
-                    p.terminate()
-                raise RuntimeError("a worker process failed to start (see the messages above)") from None
-    announce(f"serving {config.model.name} on {url} ({config.workers} workers, SO_REUSEPORT)")
     stopping = False
 
     def stop(*_: object) -> None:
@@ -909,6 +896,18 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
+        for p in procs:
+            p.start()
+        ready = 0
+        while ready < len(procs) and not stopping:
+            try:
+                ready_queue.get(timeout=0.5)
+                ready += 1
+            except queue.Empty:
+                if not all(p.is_alive() for p in procs):
+                    raise RuntimeError("a worker process failed to start (see the messages above)") from None
+        if not stopping:
+            announce(f"serving {config.model.name} on {url} ({config.workers} workers, SO_REUSEPORT)")
         while not stopping and all(p.is_alive() for p in procs):
             time.sleep(0.2)
     finally:
@@ -916,7 +915,8 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
             if p.is_alive():
                 p.terminate()
         for p in procs:
-            p.join(5)
+            if p.pid is not None:
+                p.join(5)
         sock.close()
         shutil.rmtree(peer_dir, ignore_errors=True)
     if not stopping:
