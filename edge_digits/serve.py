@@ -27,8 +27,10 @@ How it works: a small HTTP/1.1 server written on ``asyncio.Protocol`` (keep-aliv
 in order, strict limits on head size, header count, body size, image size and images per request;
 any malformed request gets a 4xx JSON ``{"error": ...}``). Classification requests are queued to a
 micro-batcher: one task takes everything queued (up to ``max_batch`` images), waits at most
-``batch_wait_ms`` for more when the batch is not full, and runs one interpreter call in a
-single-thread executor (the interpreter releases the GIL, so the loop keeps parsing meanwhile). A
+``batch_wait_ms`` for more when the batch is not full and some open connection has no request queued
+yet, and runs one interpreter call in a single-thread executor (the interpreter releases the GIL, so
+the loop keeps parsing meanwhile); a batch of one image runs on the loop itself, cheaper than the
+thread hops. A
 dynamic-batch model gets one interpreter per batch size bucket (1..8, then powers of two), batches
 padded up to the bucket, because resizing an interpreter's input costs more than a whole inference.
 
@@ -306,9 +308,10 @@ class MicroBatcher:
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int, max_wait_s: float,
                  on_batch: Callable[[int, int, float], None] | None = None,
-                 clients: Callable[[], int] | None = None) -> None:
+                 clients: Callable[[], int] | None = None, inline_max: int = 1) -> None:
         self.predict, self.max_batch, self.max_wait_s, self.on_batch = predict, max_batch, max_wait_s, on_batch
         self.clients = clients   # open connections: waiting only helps while some are not already queued
+        self.inline_max = inline_max
         self.pending: deque[tuple[np.ndarray, asyncio.Future]] = deque()
         self.pending_images = 0
         self._waiter: asyncio.Future | None = None
@@ -361,7 +364,11 @@ class MicroBatcher:
             images = batch[0][0] if len(batch) == 1 else np.concatenate([b[0] for b in batch])
             t = time.perf_counter()
             try:
-                scores = await loop.run_in_executor(self._executor, self.predict, images)
+                if len(images) <= self.inline_max:
+                    # a lone image runs on the loop: the two thread hops would cost more than its ~0.1 ms
+                    scores = self.predict(images)
+                else:
+                    scores = await loop.run_in_executor(self._executor, self.predict, images)
             except Exception as exc:  # a broken model: every waiting request gets a 500
                 traceback.print_exc(file=sys.stderr)
                 for _, fut in batch:
