@@ -11,8 +11,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 DEMO_OUT ?= out/demo
 
 # Debian packages: the Cortex-M toolchain and newlib, QEMU for the boards, clang + libFuzzer for the
-# protocol fuzzer, valgrind for instruction counts.
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang libclang-rt-14-dev valgrind
+# protocol fuzzer, valgrind for instruction counts, wrk for the HTTP load test (tools/loadtest.py).
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang libclang-rt-14-dev valgrind wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup setup-system data demo test clean
