@@ -386,6 +386,37 @@ def flash_cmd(target: str, board: str, probe: str, model: Path | None, out: Path
     click.echo(f"flashed {elf.name} with {' '.join(result.command)}")
 
 
+_power_options = [
+    click.option("--power-meter", type=click.Choice(["none", "auto", "ina219", "ina260", "pi5-pmic", "rapl", "hwmon"]),
+                 default="none", show_default=True,
+                 help="Where power readings come from (auto: the first meter that reads)."),
+    click.option("--i2c-bus", type=int, default=1, show_default=True, help="I2C bus of an INA219/INA260."),
+    click.option("--i2c-address", type=lambda v: int(v, 0), default="0x40", show_default=True),
+    click.option("--shunt-ohms", type=float, default=0.1, show_default=True, help="INA219 shunt resistor."),
+]
+
+
+def _with_power_options(f: Callable[..., None]) -> Callable[..., None]:
+    """Add --power-meter, --i2c-bus, --i2c-address and --shunt-ohms to a command."""
+    for option in reversed(_power_options):
+        f = option(f)
+    return f
+
+
+def _open_meter(kind: str, i2c_bus: int, i2c_address: int, shunt_ohms: float):
+    """The chosen power meter, or None with a warning when it cannot be read."""
+    from edge_digits import power
+
+    try:
+        meter = power.open_meter(kind, i2c_bus, i2c_address, shunt_ohms)
+    except power.PowerMeterError as exc:
+        click.echo(f"warning: {exc}; running without power figures", err=True)
+        return None
+    if meter is not None:
+        click.echo(f"power meter: {meter.name}", err=True)
+    return meter
+
+
 def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     try:
         items = [int(v) for v in value.split(",") if v.strip()]
@@ -415,11 +446,7 @@ def _default_bench_models() -> list[Path]:
 @click.option("--runs", type=click.IntRange(0), default=0, help="Calls per configuration (0: use --duration).")
 @click.option("--duration", type=click.FloatRange(0.1), default=3.0, show_default=True,
               help="Seconds per configuration when --runs is 0.")
-@click.option("--power-meter", type=click.Choice(["none", "auto", "ina219", "ina260", "pi5-pmic", "rapl", "hwmon"]),
-              default="none", show_default=True)
-@click.option("--i2c-bus", type=int, default=1, show_default=True)
-@click.option("--i2c-address", type=lambda v: int(v, 0), default="0x40", show_default=True)
-@click.option("--shunt-ohms", type=float, default=0.1, show_default=True, help="INA219 shunt resistor.")
+@_with_power_options
 @click.option("--power-rate", type=click.FloatRange(1, 1000), default=20.0, show_default=True, help="Samples per second.")
 @click.option("--from-device", "device_json", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A RESULT.json from `edge-digits validate --json` to show beside the host figures.")
@@ -444,13 +471,7 @@ def bench(ctx: click.Context, models: tuple[str, ...], backends: tuple[str, ...]
     if out is None:
         raise click.UsageError("give --out DIR for the report")
     paths = [_resolve_model(m, "standard") for m in models] or _default_bench_models()
-    meter = None
-    try:
-        meter = power.open_meter(power_meter, i2c_bus, i2c_address, shunt_ohms)
-    except power.PowerMeterError as exc:
-        click.echo(f"warning: {exc}; running without power figures", err=True)
-    if meter is not None:
-        click.echo(f"power meter: {meter.name}")
+    meter = _open_meter(power_meter, i2c_bus, i2c_address, shunt_ohms)
     configs = len(paths) * len(backends or ("auto",)) * len(threads) * len(batches)
     device_result = json.loads(device_json.read_text()) if device_json else None
     try:
@@ -536,9 +557,11 @@ def _classifier(model: Path | None, backend: str, threads: int) -> DigitClassifi
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (q or Esc ends the run).")
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
 @_with_model_options
+@_with_power_options
 def run(camera: str | None, video: Path | None, images: str | None, rotate: str, as_json: bool, log: Path | None,
         save_frames: Path | None, save_video: Path | None, show: bool, max_frames: int | None,
-        model: Path | None, backend: str, threads: int) -> None:
+        model: Path | None, backend: str, threads: int, power_meter: str, i2c_bus: int, i2c_address: int,
+        shunt_ohms: float) -> None:
     """Read handwritten digits from a camera, a video or images (no source, no camera: the demo clip)."""
     import json
 
@@ -572,21 +595,27 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
 
     options = RunOptions(rotate=int(rotate) if rotate != "auto" else "auto", max_frames=max_frames, log=log,
                          save_frames=save_frames, save_video=save_video, show=show)
+    meter = _open_meter(power_meter, i2c_bus, i2c_address, shunt_ohms)
     try:
         summary = run_reader(source, clf, options, on_frame=on_frame,
-                             on_warning=lambda msg: click.echo(f"warning: {msg}", err=True))
+                             on_warning=lambda msg: click.echo(f"warning: {msg}", err=True), meter=meter)
     except cam.CameraError as exc:
         found = ", ".join(cam.list_cameras()) or "no cameras"
         raise EdgeDigitsError(f"{exc}\nsources here: {found}; --video FILE; --images PATH_OR_GLOB; "
                               "no option on a machine without a camera: the demo clip") from exc
     except ReaderError as exc:
         raise EdgeDigitsError(str(exc)) from exc
+    finally:
+        if meter is not None:
+            meter.close()
     end = "interrupted" if summary.interrupted else "done"
     click.echo(f"{end}: {summary.frames} frames, {summary.digits} digits, {summary.fps:.1f} FPS, "
                f"{summary.skipped} skipped, {summary.camera_failures} camera failures", err=True)
     if summary.digit_accuracy is not None:
         click.echo(f"accuracy against the demo truth: {summary.digit_accuracy:.1%} of "
                    f"{summary.truth_digits} digits", err=True)
+    if summary.mean_power_w is not None:
+        click.echo(f"power: {summary.mean_power_w:.3f} W mean over {summary.power_readings} frames", err=True)
     if summary.log:
         click.echo(f"log: {summary.log}", err=True)
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from edge_digits.camera import CameraError, FrameError, FrameSource
 from edge_digits.fileio import atomic_write_bytes
+from edge_digits.power import PowerMeter, PowerMeterError
 from edge_digits.scoring import score_lines
 from edge_digits.segment import Box, Segmentation, normalize_all, rotate_frame, segment
 
@@ -201,7 +202,7 @@ class ReaderError(RuntimeError):
 
 
 LOG_FIELDS = ("frame", "time", "capture_ms", "preprocess_ms", "segmentation_ms", "inference_ms",
-              "drawing_ms", "digits", "lines")
+              "drawing_ms", "digits", "lines", "power_w")
 
 
 class FrameLog:
@@ -282,6 +283,12 @@ class RunSummary:
     truth_digits: int = 0
     truth_errors: int = 0
     log: str | None = None
+    power_readings: int = 0
+    power_sum_w: float = 0.0
+
+    @property
+    def mean_power_w(self) -> float | None:
+        return self.power_sum_w / self.power_readings if self.power_readings else None
 
     @property
     def fps(self) -> float:
@@ -295,6 +302,7 @@ class RunSummary:
         d = dataclasses.asdict(self)
         d["fps"] = round(self.fps, 2)
         d["digit_accuracy"] = self.digit_accuracy
+        d["mean_power_w"] = self.mean_power_w
         return d
 
 
@@ -393,25 +401,47 @@ def _record(source: FrameSource, index: int, now: float, reading: FrameReading,
             "timings_ms": {k: round(v, 3) for k, v in timings.items()}}
 
 
-def _log_row(index: int, now: float, reading: FrameReading, timings: dict[str, float]) -> dict[str, object]:
+def _log_row(index: int, now: float, reading: FrameReading, timings: dict[str, float],
+             power_w: float | None) -> dict[str, object]:
     return {"frame": index, "time": round(now, 3),
             **{f"{k}_ms": round(timings.get(k, 0.0), 3) for k in _STAGES},
-            "digits": len(reading.digits), "lines": " ".join(reading.lines)}
+            "digits": len(reading.digits), "lines": " ".join(reading.lines),
+            "power_w": None if power_w is None else round(power_w, 4)}
+
+
+class _PowerReadings:
+    """One power reading per frame from an optional meter; a meter that fails is warned about once, then left."""
+
+    def __init__(self, meter: PowerMeter | None, warn: Callable[[str], None]) -> None:
+        self.meter, self.warn = meter, warn
+
+    def read(self) -> float | None:
+        if self.meter is None:
+            return None
+        try:
+            return float(self.meter.read_watts())
+        except (PowerMeterError, OSError) as exc:
+            self.warn(f"power meter {self.meter.name} failed, the run goes on without it: {exc}")
+            self.meter = None
+            return None
 
 
 def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = RunOptions(),
         on_frame: Callable[[dict[str, object]], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep) -> RunSummary:
+        sleep: Callable[[float], None] = time.sleep, meter: PowerMeter | None = None) -> RunSummary:
     """Read frames from ``source`` until it ends, ``max_frames`` or Ctrl-C; returns what happened.
 
     Each frame is read by :func:`read_frame`; ``on_frame`` gets its record
     (source, frame, time, lines, digits, per-stage timings). A bad frame is
     skipped with a warning; a failing camera is closed and reopened with
     doubling back-off, up to ``retries`` failures in a row. Logs and outputs
-    are flushed and closed however the run ends, Ctrl-C included.
+    are flushed and closed however the run ends, Ctrl-C included. With a
+    power ``meter``, each frame's record and log row carry ``power_w``, read
+    as the frame ends.
     """
     warn = on_warning or (lambda msg: None)
+    power = _PowerReadings(meter, warn)
     summary = RunSummary(source.name, str(getattr(classifier, "backend", type(classifier).__name__)))
     log = FrameLog(options.log) if options.log is not None else None
     summary.log = str(options.log) if options.log is not None else None
@@ -448,7 +478,13 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
             fps = 1.0 / max(t3 - t0, 1e-9) if fps == 0 else 0.9 * fps + 0.1 / max(t3 - t0, 1e-9)
             timings = {"capture": (t1 - t0) * 1e3, **reading.timings_ms, "drawing": (t3 - t2) * 1e3}
             now = time.time()
+            power_w = power.read()
             record = _record(source, index, now, reading, timings)
+            if meter is not None:
+                record["power_w"] = None if power_w is None else round(power_w, 4)
+            if power_w is not None:
+                summary.power_readings += 1
+                summary.power_sum_w += power_w
             if callable(truth_of):
                 truth = truth_of(index)
                 score = score_lines(truth, reading.lines)
@@ -456,7 +492,7 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
                 summary.truth_digits += score.digits
                 summary.truth_errors += score.errors
             if log is not None:
-                log.write(_log_row(index, now, reading, timings))
+                log.write(_log_row(index, now, reading, timings, power_w))
             summary.frames += 1
             summary.digits += len(reading.digits)
             if on_frame is not None:

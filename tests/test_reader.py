@@ -155,3 +155,31 @@ def test_large_frames_are_scaled_down_before_reading(clip: DemoClip, classifier:
     reading = read_frame(big, classifier, keep_image=True)
     assert reading.image is not None and reading.image.shape == (960, 1280, 3)
     assert reading.lines == read_frame(small, classifier).lines
+
+
+def test_power_readings_go_into_records_and_log_and_a_failing_meter_is_left(tmp_path: Path, classifier: Any) -> None:
+    from test_power import FakeInaBus
+
+    from edge_digits import power
+
+    bus = FakeInaBus("ina260", 5.1, 0.8)
+    meter = power.Ina260Meter(bus)
+    records: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    log = tmp_path / "run.csv"
+
+    def on_frame(record: dict[str, Any]) -> None:
+        records.append(record)
+        if len(records) == 2:
+            bus.address = 0x99   # the meter stops answering (unplugged) after the second frame
+
+    summary = run(cam.DemoClipSource(frames=4), classifier, RunOptions(log=log), on_frame=on_frame,
+                  on_warning=warnings.append, meter=meter)
+    assert summary.frames == 4 and summary.power_readings == 2
+    assert summary.mean_power_w == pytest.approx(5.1 * 0.8, rel=2e-3)
+    assert [r["power_w"] for r in records][2:] == [None, None]
+    assert records[0]["power_w"] == pytest.approx(4.08, rel=2e-3)
+    assert len(warnings) == 1 and "power meter ina260@0x40 failed" in warnings[0]
+    with open(log, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["power_w"] for r in rows][2:] == ["", ""] and float(rows[1]["power_w"]) == pytest.approx(4.08, rel=2e-3)
