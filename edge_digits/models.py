@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
-BUNDLED = ("standard", "micro")
+BUNDLED = ("standard", "micro", "seed-cnn")
 
 
 class ModelNotFound(FileNotFoundError):
