@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 from click.testing import CliRunner
 
@@ -28,7 +29,11 @@ def test_run_on_a_photo_prints_one_json_object_per_frame(cli_classifier: Any) ->
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     record = json.loads(lines[0])
-    assert len(lines) == 1 and record["lines"] == ["64193796", "52306", "12307468", "0755"]
+    truth = next(i for i in photos.load_truth(folder) if i["image"] == "sheet5.png")
+    assert truth["rotate_cw"] == 0
+    library = reader.read_frame(cv2.imread(str(folder / "sheet5.png")), cli_classifier)
+    assert len(lines) == 1 and record["lines"] == library.lines
+    assert len(record["lines"]) == len(truth["lines"]) == 4
     assert record["source"].endswith("sheet5.png") and record["frame"] == 0 and record["digits"]
 
 
