@@ -25,7 +25,7 @@ from edge_digits.camera import CameraError, FrameError, FrameSource
 from edge_digits.fileio import atomic_write_bytes
 from edge_digits.power import PowerMeter, PowerMeterError
 from edge_digits.scoring import score_lines
-from edge_digits.segment import Box, Segmentation, normalize_all, rotate_frame, segment
+from edge_digits.segment import Box, Segmentation, normalize_lines, rotate_frame, segment
 
 class DigitClassifier(Protocol):
     """What the camera path needs from a model: one batch of 28x28 uint8 digits in, scores out."""
@@ -75,7 +75,7 @@ def classify(seg: Segmentation, classifier: DigitClassifier) -> tuple[list[Digit
     """Normalise every glyph and classify them in one batch; returns digits and the two stage times (ms)."""
     t0 = time.perf_counter()
     glyphs = seg.glyphs
-    batch = normalize_all(glyphs)
+    batch = normalize_lines(seg)
     t1 = time.perf_counter()
     probs = _softmax_if_needed(classifier.predict(batch)) if len(batch) else np.zeros((0, 10), np.float32)
     t2 = time.perf_counter()
@@ -197,7 +197,7 @@ def _read_auto(frame: np.ndarray, classifier: DigitClassifier, keep_image: bool,
         seg = segment(image)
         t_seg += time.perf_counter() - s0
     digits, _, t_inf = classify(seg, classifier)
-    turned = np.ascontiguousarray(normalize_all(seg.glyphs)[:, ::-1, ::-1]) if digits else np.zeros((0, 28, 28))
+    turned = np.ascontiguousarray(normalize_lines(seg)[:, ::-1, ::-1]) if digits else np.zeros((0, 28, 28))
     s0 = time.perf_counter()
     upside_down = _upside_down(turned, digits, classifier)
     t_inf += (time.perf_counter() - s0) * 1e3

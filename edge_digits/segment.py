@@ -7,7 +7,9 @@ size, aspect and ink, merging of broken strokes, splitting of touching digits
 at ink-projection minima, and grouping into text lines in reading order
 (rows top to bottom, columns left to right inside a row). Each digit is then
 normalised as MNIST was made: fit into 20x20 keeping the aspect ratio, stroke
-width brought close to MNIST's, centred by centre of mass in 28x28.
+width brought close to MNIST's, centred by centre of mass in 28x28. A glyph
+much taller than the rest of its line (a 7 or 9 with a long tail) is first
+squashed to the line's height, since MNIST has few such tails.
 
 Only numpy and OpenCV are used, so this runs on a Pi without TensorFlow.
 """
@@ -393,10 +395,35 @@ def normalize_digit(mask: np.ndarray, stroke: float = MNIST_STROKE) -> np.ndarra
 
 
 def normalize_all(glyphs: list[Glyph]) -> np.ndarray:
-    """All glyphs of a frame as one (N, 28, 28) uint8 batch for the classifier."""
+    """All glyphs as one (N, 28, 28) uint8 batch for the classifier, each normalised on its own."""
     if not glyphs:
         return np.zeros((0, 28, 28), np.uint8)
     return np.stack([normalize_digit(g.mask) for g in glyphs])
+
+
+TALL_GLYPH = 1.2  # a glyph taller than this times its line's median height is squashed to that height
+
+
+def tame_tail(mask: np.ndarray, max_height: float) -> np.ndarray:
+    """Squash a glyph mask vertically to at most ``max_height`` rows, keeping its width.
+
+    Handwritten 7s and 9s often have tails well below the line; fitted into
+    20x20 on their own they become thin strokes that read as 1.
+    """
+    h, w = mask.shape
+    target = int(round(max_height))
+    if target < 1 or h <= target:
+        return mask
+    return cv2.resize(mask, (w, target), interpolation=cv2.INTER_NEAREST)
+
+
+def normalize_lines(seg: Segmentation) -> np.ndarray:
+    """All glyphs of a segmentation in reading order as one (N, 28, 28) batch, tails tamed per line."""
+    out = []
+    for line in seg.lines:
+        cap = TALL_GLYPH * float(np.median([g.box.h for g in line]))
+        out.extend(normalize_digit(tame_tail(g.mask, cap)) for g in line)
+    return np.stack(out) if out else np.zeros((0, 28, 28), np.uint8)
 
 
 def rotate_frame(frame: np.ndarray, degrees_cw: int) -> np.ndarray:

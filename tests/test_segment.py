@@ -72,6 +72,21 @@ def test_normalised_digit_looks_like_mnist() -> None:
     assert 8.0 <= 4 * dist[big].mean() <= 14.0  # MNIST's mean is 11 on the same measure
 
 
+def test_long_tails_are_squashed_to_the_line_height() -> None:
+    short = np.ones((40, 20), np.uint8)
+    tall = np.zeros((100, 30), np.uint8)
+    tall[:40, :] = 1  # a top bar and a stroke running far below the line, like a 7 with a tail
+    tall[:, 12:16] = 1
+    assert seg.tame_tail(short, 48).shape == (40, 20)
+    assert seg.tame_tail(tall, 48).shape == (48, 30)
+    line = [seg.Glyph(seg.Box(30 * i, 0, m.shape[1], m.shape[0]), m) for i, m in enumerate([short, short, tall])]
+    batch = seg.normalize_lines(seg.Segmentation([line], np.zeros((100, 100), np.uint8), 40.0))
+    assert batch.shape == (3, 28, 28)
+    assert np.array_equal(batch[0], seg.normalize_digit(short))
+    assert np.array_equal(batch[2], seg.normalize_digit(seg.tame_tail(tall, 48)))
+    assert not np.array_equal(batch[2], seg.normalize_digit(tall))
+
+
 def test_mnist_digits_photographed_are_read_back(test_digits: Any, classifier: Any) -> None:
     x, y = test_digits
     rng = np.random.default_rng(1)
