@@ -15,7 +15,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -192,7 +192,8 @@ class _State:
 
 
 def _fit(model, recipe: Recipe, phase: str, epochs: int, lr: float, train_ds, val_ds, state: _State,
-         history: dict[str, list[float]], resume: dict[str, Any], verbose: int, class_weight) -> None:
+         history: dict[str, list[float]], resume: dict[str, Any], verbose: int, class_weight,
+         elapsed: Callable[[], float]) -> None:
     """Train one phase with checkpoints, the LR schedule, early stopping and a progress bar per epoch."""
     _, keras = _tf()
     weights = state.dir / f"{phase}-weights.h5"
@@ -213,7 +214,7 @@ def _fit(model, recipe: Recipe, phase: str, epochs: int, lr: float, train_ds, va
             tmp = weights.with_name(f".{weights.name}.partial.h5")
             self.model.save_weights(str(tmp))
             os.replace(tmp, weights)
-            state.save(phase=phase, epoch=epoch + 1, history=history)
+            state.save(phase=phase, epoch=epoch + 1, history=history, seconds=round(elapsed(), 1))
 
     callbacks: list[Any] = [Checkpoint()]
     if recipe.training.schedule == "plateau":
@@ -328,6 +329,11 @@ def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbos
     epochs = epochs or recipe.training.epochs
 
     started = time.time()
+    before = float(saved.get("seconds", 0.0))  # time spent before an interruption counts too
+
+    def elapsed() -> float:
+        return before + time.time() - started
+
     model = build_model(recipe)
     _compile(model, recipe, recipe.training.learning_rate)
     if saved.get("phase") == "qat" and (state.dir / "float-weights.h5").exists():
@@ -335,7 +341,7 @@ def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbos
         history.update({k: list(v) for k, v in saved.get("history", {}).items() if k.startswith("float_")})
     else:
         _fit(model, recipe, "float", epochs, recipe.training.learning_rate, train_ds, val_ds, state, history,
-             saved, verbose, class_weight)
+             saved, verbose, class_weight, elapsed)
     float_acc = float(model.evaluate(x_test[..., None] / 255.0, y_test, verbose=0, batch_size=512)[1])
 
     qat_model, qat_acc = None, None
@@ -345,9 +351,9 @@ def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbos
         qat_model = tfmot.quantization.keras.quantize_model(model)
         _compile(qat_model, recipe, recipe.qat.learning_rate)
         _fit(qat_model, recipe, "qat", recipe.qat.epochs, recipe.qat.learning_rate, train_ds, val_ds, state,
-             history, saved, verbose, class_weight)
+             history, saved, verbose, class_weight, elapsed)
         qat_acc = float(qat_model.evaluate(x_test[..., None] / 255.0, y_test, verbose=0, batch_size=512)[1])
-    seconds = time.time() - started
+    seconds = elapsed()
     return _finish(recipe, out, model, qat_model, float_acc, qat_acc, seconds, seed, data, history)
 
 

@@ -114,9 +114,11 @@ def test_resume_continues_from_the_last_checkpoint(tiny_run, mnist) -> None:
 
     state = json.loads((tiny_run.out_dir / "checkpoints" / "state.json").read_text())
     assert state["phase"] == "qat" and state["epoch"] == 1
+    assert 0 < state["seconds"] <= tiny_run.report["training_seconds"]
     again = train(recipe_from_dict(TINY), tiny_run.out_dir, seed=3, resume=True, verbose=0, data=mnist)
     assert again.report["history"]["float_loss"] == tiny_run.report["history"]["float_loss"]
     assert len(again.report["history"]["qat_loss"]) == 1
+    assert again.report["training_seconds"] >= state["seconds"]  # time before the interruption is counted
 
 
 def test_classifier_batches_agree_and_backends_match(tiny_run, mnist) -> None:

@@ -56,6 +56,7 @@ def card(name: str, run: Path) -> dict:
         "accuracy_qat": report["accuracy"]["qat_keras"],
         "test_images": litert.count,
         "training_seconds": report["training_seconds"],
+        **({"training_note": report["training_note"]} if "training_note" in report else {}),
         "seed": report["seed"],
         "recipe": report["recipe"]["name"],
         "recipe_sha256": hashlib.sha256(recipe.read_bytes()).hexdigest(),
