@@ -11,9 +11,9 @@ from edge_digits.convert import summarize_model
 from edge_digits.evaluate import evaluate_tflite
 from edge_digits.models import ModelNotFound, bundled_model, model_card, resolve_model
 
-# The floors are what the bundled models reach; issue #3's goal for standard is 99.5%, and the
-# bundled one is short of it (see edge_digits/models/MODEL_CARD.md).
-BUDGETS = {"standard": {"bytes": 64 * 1024, "accuracy": 0.994},
+# Issue #3's goals: standard >= 99.5% in 64 KB, micro >= 99.0% in 24 KB with a 12 KB arena; seed-cnn
+# is the tutorial yardstick (99.2% measured when bundled).
+BUDGETS = {"standard": {"bytes": 64 * 1024, "accuracy": 0.995},
            "micro": {"bytes": 24 * 1024, "accuracy": 0.990, "arena": 12 * 1024},
            "seed-cnn": {"bytes": 240 * 1024, "accuracy": 0.990}}
 MICRO_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX"}

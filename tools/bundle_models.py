@@ -71,6 +71,7 @@ def model_card_markdown(cards: list[dict]) -> str:
         f"{c['tflm_arena_bytes']:,} | {c['parameters']:,} | {c['macs']:,} | {', '.join(c['ops'])} | "
         f"`training/recipes/{c['recipe']}.yaml` | {c['training_seconds'] / 60:.1f} min | `{c['trained_at_commit'][:10]}` |"
         for c in cards)
+    notes = "".join(f"\n- `{c['name']}` training time: {c['training_note']}." for c in cards if c.get("training_note"))
     return f"""# Bundled models
 
 Both are full-integer int8 TFLite models (int8 weights per channel, int8
@@ -91,6 +92,7 @@ test suite (`tests/test_models.py`).
 Training time is wall-clock on the 2-core development machine, with other
 jobs sharing it. Per-model JSON cards beside this file hold every figure,
 the recipe's SHA-256 and the library versions.
+{notes}
 """
 
 
