@@ -142,16 +142,30 @@ def train_cmd(recipe_name: str, out: Path, seed: int, resume: bool, epochs: int 
 
 
 @main.command("eval")
-@click.argument("model", required=False)
+@click.argument("models", nargs=-1)
 @click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow", "tflm"]),
               default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--limit", type=click.IntRange(0, 10000), default=0, help="Only the first N test images (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--robustness", is_flag=True,
+              help="Accuracy curves under noise, rotation, blur, thickness, contrast, translation and FGSM.")
+@click.option("--perturbation", "perturbations", multiple=True,
+              help="With --robustness: only these (repeatable; default all).")
+@click.option("--keras", "keras_models", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="With --robustness: the Keras model behind each MODEL, in order, for FGSM "
+                   "(default: model_qat.h5 or model.keras beside the .tflite, as a training run writes them).")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --robustness: seed of the perturbations.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="With --robustness: folder for robustness.json, robustness.md and the plots.")
 @_cache_option
-def eval_cmd(model: str | None, backend: str, threads: int, limit: int, as_json: bool,
+def eval_cmd(models: tuple[str, ...], backend: str, threads: int, limit: int, as_json: bool, robustness: bool,
+             perturbations: tuple[str, ...], keras_models: tuple[Path, ...], seed: int, out: Path | None,
              cache_dir: Path | None) -> None:
-    """Accuracy and confusion matrix of MODEL (a .tflite, or standard/micro; default standard) on MNIST test."""
+    """Accuracy and confusion matrix of each MODEL (a .tflite, or a bundled name; default standard) on MNIST test.
+
+    With --robustness, the accuracy of the models side by side under growing perturbations.
+    """
     import json
 
     from edge_digits.data import DataError
@@ -159,21 +173,65 @@ def eval_cmd(model: str | None, backend: str, threads: int, limit: int, as_json:
     from edge_digits.runtime import InferenceError
     from edge_digits.tflm import TflmError
 
-    path = _resolve_model(model, "standard")
+    paths = [_resolve_model(m, "standard") for m in models] or [_resolve_model(None, "standard")]
+    if robustness:
+        _robustness(models or ("standard",), paths, keras_models, perturbations, seed, backend, limit, out,
+                    as_json, cache_dir)
+        return
+    if perturbations or keras_models or out:
+        raise EdgeDigitsError("--perturbation, --keras and --out go with --robustness")
     try:
-        result = evaluate_tflite(path, backend=backend, threads=threads, limit=limit, cache_dir=cache_dir)
+        results = [evaluate_tflite(p, backend=backend, threads=threads, limit=limit, cache_dir=cache_dir)
+                   for p in paths]
     except (InferenceError, TflmError, DataError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        dicts = [r.to_dict() for r in results]
+        click.echo(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=2))
         return
-    click.echo(f"model: {result.model}")
-    click.echo(f"backend: {result.backend}, {result.count} MNIST test images in {result.seconds:.2f} s")
-    click.echo(f"accuracy: {result.accuracy:.2%} ({round(result.accuracy * result.count)}/{result.count})")
-    click.echo("confusion (rows: true digit, columns: predicted):")
-    click.echo("     " + "".join(f"{d:>6}" for d in range(10)))
-    for digit, row in enumerate(result.confusion):
-        click.echo(f"{digit:>4} " + "".join(f"{v:>6}" for v in row))
+    for result in results:
+        click.echo(f"model: {result.model}")
+        click.echo(f"backend: {result.backend}, {result.count} MNIST test images in {result.seconds:.2f} s")
+        click.echo(f"accuracy: {result.accuracy:.2%} ({round(result.accuracy * result.count)}/{result.count})")
+        click.echo("confusion (rows: true digit, columns: predicted):")
+        click.echo("     " + "".join(f"{d:>6}" for d in range(10)))
+        for digit, row in enumerate(result.confusion):
+            click.echo(f"{digit:>4} " + "".join(f"{v:>6}" for v in row))
+
+
+def _model_label(given: str, path: Path) -> str:
+    """A short name for a model in tables: the bundled name, else the run folder or the file's stem."""
+    if given == path.stem or "/" not in given and not given.endswith(".tflite"):
+        return given
+    return path.parent.name if path.stem in ("model_int8", "model") else path.stem
+
+
+def _robustness(given: tuple[str, ...], paths: list[Path], keras_models: tuple[Path, ...],
+                perturbations: tuple[str, ...], seed: int, backend: str, limit: int, out: Path | None,
+                as_json: bool, cache_dir: Path | None) -> None:
+    import json
+
+    from edge_digits import robustness
+    from edge_digits.data import DataError, load_mnist
+    from edge_digits.runtime import InferenceError
+
+    if keras_models and len(keras_models) != len(paths):
+        raise EdgeDigitsError(f"--keras was given {len(keras_models)} times for {len(paths)} models: "
+                              "give one Keras model per MODEL, in the same order, or none")
+    keras = list(keras_models) or [robustness.keras_beside(p) for p in paths]
+    models = [(_model_label(g, p), p, k) for g, p, k in zip(given, paths, keras)]
+    try:
+        _, _, x, y = load_mnist(cache_dir)
+        if limit:
+            x, y = x[:limit], y[:limit]
+        report = robustness.evaluate_robustness(models, x, y, list(perturbations) or None, seed, backend,
+                                                progress=lambda s: click.echo(f"  {s}", err=True))
+    except (robustness.RobustnessError, InferenceError, DataError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    if out is not None:
+        files = robustness.write_report(report, out)
+        click.echo(f"wrote {', '.join(f.name for f in files)} to {out}", err=True)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else robustness.report_markdown(report))
 
 
 @main.command("convert")

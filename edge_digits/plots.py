@@ -123,6 +123,22 @@ def throughput(results, path: Path) -> Path:
     return _save(fig, path)
 
 
+def robustness_curve(name: str, unit: str, levels: list[float], series: dict[str, list[float]],
+                     path: Path) -> Path:
+    """Accuracy against the strength of one perturbation, one line per model."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, acc in series.items():
+        ax.plot(levels, [100 * a for a in acc], "-o", ms=4, label=model)
+    ax.set_xlabel(f"{name}: {unit}")
+    ax.set_ylabel("int8 accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"accuracy under {name}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def power_trace(power: dict, path: Path) -> Path:
     """Power over time with the idle and load windows shaded."""
     plt = _pyplot()

@@ -357,6 +357,17 @@ def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbos
     return _finish(recipe, out, model, qat_model, float_acc, qat_acc, seconds, seed, data, history)
 
 
+def _save_keras(model, path: Path, **kwargs: Any) -> None:
+    """Save a Keras model through a temporary file, so a crash never leaves a half-written model."""
+    import warnings
+
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+        model.save(str(tmp), **kwargs)
+    os.replace(tmp, path)
+
+
 def _finish(recipe: Recipe, out: Path, model, qat_model, float_acc: float, qat_acc: float | None, seconds: float,
             seed: int, data, history: dict[str, list[float]]) -> TrainResult:
     """Export both TFLite models, measure them on the test set, and write the report and plots."""
@@ -368,10 +379,11 @@ def _finish(recipe: Recipe, out: Path, model, qat_model, float_acc: float, qat_a
     flt = to_tflite_float(model)
     atomic_write_bytes(out / "model_int8.tflite", int8)
     atomic_write_bytes(out / "model_float.tflite", flt)
-    keras_path = out / "model.keras"
-    tmp = out / ".model.partial.keras"
-    (qat_model if qat_model is not None else model).save(str(tmp))
-    os.replace(tmp, keras_path)
+    _save_keras(model, out / "model.keras")
+    if qat_model is not None:
+        # tfmot's quantize wrappers do not load back from the .keras format (the quantize layer's
+        # variables are saved under other names); HDF5 inside quantize_scope() does round-trip.
+        _save_keras(qat_model, out / "model_qat.h5", include_optimizer=False)
 
     pred = tflite_predictions(int8, x_test)
     float_pred = tflite_predictions(flt, x_test)
@@ -402,8 +414,8 @@ def _finish(recipe: Recipe, out: Path, model, qat_model, float_acc: float, qat_a
     plots.confusion_matrix(m, out / "confusion.png", f"{recipe.name} int8: {report['accuracy']['int8_tflite']:.2%}")
     wrong = np.flatnonzero(pred != y_test)
     plots.error_grid(x_test[wrong], y_test[wrong], pred[wrong], out / "errors.png")
-    files = ["model_int8.tflite", "model_float.tflite", "model.keras", "report.json", "curves.png",
-             "confusion.png", "errors.png"]
+    files = ["model_int8.tflite", "model_float.tflite", "model.keras"] + (["model_qat.h5"] if qat_model else []) + [
+        "report.json", "curves.png", "confusion.png", "errors.png"]
     return TrainResult(out, report, files)
 
 

@@ -84,8 +84,8 @@ def tiny_run(tmp_path_factory, mnist):
 
 def test_tiny_recipe_trains_quantizes_and_reports(tiny_run) -> None:
     out = tiny_run.out_dir
-    for name in ("model_int8.tflite", "model_float.tflite", "model.keras", "report.json", "curves.png",
-                 "confusion.png", "errors.png"):
+    for name in ("model_int8.tflite", "model_float.tflite", "model.keras", "model_qat.h5", "report.json",
+                 "curves.png", "confusion.png", "errors.png"):
         assert (out / name).stat().st_size > 0, name
     for png in ("curves.png", "confusion.png", "errors.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -107,6 +107,34 @@ def test_int8_export_is_full_integer(tiny_run) -> None:
     assert summary.inputs[0].scale > 0 and summary.outputs[0].scale == pytest.approx(1 / 256)
     assert summary.float_tensors == []
     assert summary.ops == ["CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+
+
+def test_saved_keras_models_load_back_and_convert(tiny_run, mnist_cache) -> None:
+    from edge_digits.convert import load_model_bytes, summarize_model
+    from edge_digits.robustness import keras_beside
+
+    out = tiny_run.out_dir
+    assert keras_beside(out / "model_int8.tflite") == out / "model_qat.h5"
+    data, _ = load_model_bytes(out / "model_qat.h5", 50, mnist_cache)
+    summary = summarize_model(data)
+    assert summary.inputs[0].dtype == "int8" and summary.float_tensors == []
+    data, _ = load_model_bytes(out / "model.keras", 50, mnist_cache)
+    assert summarize_model(data).outputs[0].dtype == "int8"
+
+
+def test_fgsm_from_the_keras_model_fools_the_int8_model_far_more_than_random_signs(tiny_run, mnist) -> None:
+    from edge_digits.robustness import fgsm_images
+    from edge_digits.runtime import Classifier
+
+    x, y = mnist[2][:500], mnist[3][:500]
+    clf = Classifier(tiny_run.out_dir / "model_int8.tflite")
+    adv = fgsm_images(tiny_run.out_dir / "model_qat.h5", x, y, (0.0, 0.2))
+    assert np.array_equal(adv[0.0], x)
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], x.shape)
+    rand = np.clip(np.rint(x + 0.2 * 255 * signs), 0, 255).astype(np.uint8)
+    assert np.abs(adv[0.2].astype(int) - x).max() <= 51
+    clean, attacked, random = (float(np.mean(clf.predict_batched(i).argmax(axis=1) == y)) for i in (x, adv[0.2], rand))
+    assert attacked < clean - 0.3 and attacked < random - 0.2, (clean, attacked, random)
 
 
 def test_resume_continues_from_the_last_checkpoint(tiny_run, mnist) -> None:
