@@ -178,6 +178,19 @@ def random_op_cases(seed: int = 5) -> list[OpCase]:
         return k.Model(inp, _head(k, x))
 
     cases.append(OpCase("mean-global-10x10x7", global_mean))
+
+    def conv_then_maxpool():
+        k = _keras()
+        k.utils.set_random_seed(17)
+        inp = k.Input((28, 28, 1))
+        x = k.layers.Conv2D(5, 3, strides=2, padding="valid")(inp)                  # 13x13x5
+        x = k.layers.Conv2D(7, 3, padding="same", activation="relu")(x)             # 13x13x7, fused with ...
+        x = k.layers.MaxPooling2D(2, padding="same")(x)                             # ... a clipped last window
+        x = k.layers.Conv2D(6, 2, padding="valid")(x)                               # 6x6x6, fused with ...
+        x = k.layers.MaxPooling2D(3, strides=3)(x)                                  # ... 3-row windows
+        return k.Model(inp, _head(k, x))
+
+    cases.append(OpCase("conv-maxpool-fused-13x13-same-6x6-k3", conv_then_maxpool))
     return cases
 
 

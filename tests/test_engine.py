@@ -192,33 +192,50 @@ def test_memory_plan_never_overlaps_live_tensors_and_reaches_the_bound(test_mode
     for name, path in test_models.items():
         if name.startswith("unsupported"):
             continue
-        graph = read_graph(path.read_bytes())
-        mp = plan.plan_memory(graph)
-        live: dict[int, tuple[int, int]] = {}
-        for step, layer in enumerate(graph.layers):
-            for t in [*layer.inputs, layer.output]:
-                lo, hi = live.get(t, (step, step))
-                live[t] = (min(lo, step), max(hi, step))
-        scratch = [t for t in live if mp.placements[t].region == "scratch"]
-        for a in scratch:
-            pa = mp.placements[a]
-            assert pa.offset + pa.size <= mp.scratch_bytes
-            for b in scratch:
-                pb = mp.placements[b]
-                if a >= b or frozenset((a, b)) in _aliases(graph):
-                    continue
-                if not (live[a][0] <= live[b][1] and live[b][0] <= live[a][1]):
-                    continue
-                disjoint = pa.offset + pa.size <= pb.offset or pb.offset + pb.size <= pa.offset
-                if (a, b) in mp.leads:
-                    assert disjoint or pb.offset - pa.offset >= mp.leads[(a, b)], (name, a, b)
-                elif (b, a) in mp.leads:
-                    assert disjoint or pa.offset - pb.offset >= mp.leads[(b, a)], (name, a, b)
-                else:
-                    assert disjoint, (name, a, b)
+        unfused = read_graph(path.read_bytes())
+        for graph, mp in ((unfused, plan.plan_memory(unfused)), plan.best_plan(unfused)):
+            _check_plan(name, graph, mp)
     for name in ("micro_like", "standard_like"):
         mp = plan.plan_memory(read_graph(test_models[name].read_bytes()))
         assert mp.scratch_bytes < mp.disjoint_bound, name
+
+
+def test_fusing_conv_and_max_pool_is_chosen_where_it_saves_ram() -> None:
+    from edge_digits.models import bundled_model
+
+    graph = read_graph(bundled_model("micro").read_bytes())
+    fused, mp = plan.best_plan(graph)
+    kernels = [layer.kernel for layer in fused.layers]
+    assert kernels.count("ed_conv2d_maxpool") == 2 and len(fused.layers) == len(graph.layers) - 2
+    assert mp.scratch_bytes < plan.plan_memory(graph).scratch_bytes
+    conv = next(layer for layer in fused.layers if layer.pool is not None)
+    assert plan.patch_bytes(conv) == 2 * 3 * 3 * conv.params["in_c"] + 2 * conv.params["out_w"] * conv.params["out_c"]
+
+
+def _check_plan(name: str, graph, mp) -> None:
+    """No two live tensors share bytes, except where a kernel's lead lets its output overlap its input."""
+    live: dict[int, tuple[int, int]] = {}
+    for step, layer in enumerate(graph.layers):
+        for t in [*layer.inputs, layer.output]:
+            lo, hi = live.get(t, (step, step))
+            live[t] = (min(lo, step), max(hi, step))
+    scratch = [t for t in live if mp.placements[t].region == "scratch"]
+    for a in scratch:
+        pa = mp.placements[a]
+        assert pa.offset + pa.size <= mp.scratch_bytes
+        for b in scratch:
+            pb = mp.placements[b]
+            if a >= b or frozenset((a, b)) in _aliases(graph):
+                continue
+            if not (live[a][0] <= live[b][1] and live[b][0] <= live[a][1]):
+                continue
+            disjoint = pa.offset + pa.size <= pb.offset or pb.offset + pb.size <= pa.offset
+            if (a, b) in mp.leads:
+                assert disjoint or pb.offset - pa.offset >= mp.leads[(a, b)], (name, a, b)
+            elif (b, a) in mp.leads:
+                assert disjoint or pa.offset - pb.offset >= mp.leads[(b, a)], (name, a, b)
+            else:
+                assert disjoint, (name, a, b)
 
 
 def test_generated_folder_is_self_contained_and_summarized(test_models, tmp_path: Path) -> None:

@@ -21,13 +21,14 @@ import numpy as np
 from edge_digits.fileio import atomic_write_json, atomic_write_text
 from edge_digits.firmware import cgen
 from edge_digits.firmware.graph import Graph, Layer, read_graph
-from edge_digits.firmware.plan import MemoryPlan, patch_key, plan_memory
+from edge_digits.firmware.plan import MemoryPlan, best_plan, patch_key
 
 KERNEL_DIR = Path(__file__).resolve().parents[2] / "firmware" / "engine"
-_KERNEL_FILES = {"ed_conv2d": "ed_conv.c", "ed_dwconv2d": "ed_dwconv.c", "ed_maxpool2d": "ed_pool.c",
-                 "ed_avgpool2d": "ed_pool.c", "ed_fully_connected": "ed_fc.c", "ed_softmax": "ed_softmax.c",
-                 "ed_mean_hw": "ed_mean.c"}
-_PARAM_TYPES = {"ed_conv2d": "ed_conv_params", "ed_dwconv2d": "ed_conv_params", "ed_maxpool2d": "ed_pool_params",
+_KERNEL_FILES = {"ed_conv2d": ("ed_conv.c",), "ed_dwconv2d": ("ed_dwconv.c",), "ed_maxpool2d": ("ed_pool.c",),
+                 "ed_avgpool2d": ("ed_pool.c",), "ed_fully_connected": ("ed_fc.c",), "ed_softmax": ("ed_softmax.c",),
+                 "ed_mean_hw": ("ed_mean.c",), "ed_conv2d_maxpool": ("ed_conv.c", "ed_pool.c", "ed_conv_pool.c")}
+_PARAM_TYPES = {"ed_conv2d": "ed_conv_params", "ed_conv2d_maxpool": "ed_conv_params",
+                "ed_dwconv2d": "ed_conv_params", "ed_maxpool2d": "ed_pool_params",
                 "ed_avgpool2d": "ed_pool_params", "ed_fully_connected": "ed_fc_params",
                 "ed_softmax": "ed_softmax_params", "ed_mean_hw": "ed_mean_params"}
 _HEADERS = ("ed_fixedpoint.h", "ed_kernels.h")
@@ -141,9 +142,12 @@ def model_c(graph: Graph, plan: MemoryPlan, source: str) -> str:
             out.append(cgen.array_declare(f"{prefix}_{suffix}", ctype, values.tolist()))
         out.append(cgen.struct_declare(f"{prefix}_params", _PARAM_TYPES[layer.kernel], layer.params))
         args = [f"&{prefix}_params", src]
-        if layer.kernel in ("ed_conv2d", "ed_dwconv2d", "ed_fully_connected"):
+        if layer.pool is not None:
+            out.append(cgen.struct_declare(f"{prefix}_pool", "ed_pool_params", layer.pool))
+            args.insert(1, f"&{prefix}_pool")
+        if layer.kernel in ("ed_conv2d", "ed_conv2d_maxpool", "ed_dwconv2d", "ed_fully_connected"):
             args += [f"{prefix}_weights", f"{prefix}_bias", f"{prefix}_mult", f"{prefix}_shift"]
-        if layer.kernel == "ed_conv2d":
+        if layer.kernel in ("ed_conv2d", "ed_conv2d_maxpool"):
             args.append(f"ed_scratch_mem + {plan.placements[patch_key(layer)].offset // 2}")
         args.append(dst)
         body.append("    " + cgen.call(layer.kernel, args))
@@ -187,10 +191,9 @@ def generate(model_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     model_path, out_dir = Path(model_path), Path(out_dir)
     kernels = Path(kernel_dir) if kernel_dir is not None else KERNEL_DIR
     data = model_path.read_bytes()
-    graph = read_graph(data)
-    plan = plan_memory(graph)
+    graph, plan = best_plan(read_graph(data))
     digest = hashlib.sha256(data).hexdigest()
-    needed = list(_HEADERS) + sorted({_KERNEL_FILES[lay.kernel] for lay in graph.layers if lay.kernel in _KERNEL_FILES})
+    needed = list(_HEADERS) + sorted({f for lay in graph.layers for f in _KERNEL_FILES.get(lay.kernel, ())})
     missing = [n for n in needed if not (kernels / n).is_file()]
     if missing:
         raise FileNotFoundError(f"kernel sources missing in {kernels}: {', '.join(missing)}")

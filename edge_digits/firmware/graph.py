@@ -9,7 +9,7 @@ change, so a model fails at generation time and never at run time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -54,6 +54,7 @@ class Layer:
     multiplier: list[int] | None = None
     shift: list[int] | None = None
     macs: int = 0
+    pool: dict[str, int] | None = None  # ed_conv2d_maxpool: the fused MAX_POOL_2D's parameters
 
 
 @dataclass
@@ -354,6 +355,44 @@ def read_graph(flatbuffer: bytes) -> Graph:
         layers.append(_LOWER[op_name](i, op_name, op, tensors, ins, out))
     _check_order(layers, g_in, g_out)
     return Graph(tensors, layers, g_in, g_out)
+
+
+def fusable_conv_maxpool(graph: Graph) -> list[int]:
+    """Indices of CONV_2D layers whose only reader is the MAX_POOL_2D right after them, and worth fusing.
+
+    Only non-overlapping pooling windows (stride_h >= f_h) shorter than the
+    conv output qualify: then every conv row is still computed once, and the
+    fused kernel holds fewer rows than the conv output has.
+    """
+    readers: dict[int, int] = {}
+    for layer in graph.layers:
+        for t in layer.inputs:
+            readers[t] = readers.get(t, 0) + 1
+    found = []
+    for conv, pool in zip(graph.layers, graph.layers[1:]):
+        if (conv.kernel == "ed_conv2d" and pool.kernel == "ed_maxpool2d" and pool.inputs[0] == conv.output
+                and readers.get(conv.output) == 1 and conv.output != graph.output
+                and pool.params["stride_h"] >= pool.params["f_h"] and pool.params["f_h"] < conv.params["out_h"]):
+            found.append(conv.index)
+    return found
+
+
+def fuse_conv_maxpool(graph: Graph, convs: set[int]) -> Graph:
+    """The graph with each listed conv merged with its max pool into one ``ed_conv2d_maxpool`` layer."""
+    allowed = set(fusable_conv_maxpool(graph)) & convs
+    layers: list[Layer] = []
+    skip = False
+    for conv, nxt in zip(graph.layers, [*graph.layers[1:], None]):
+        if skip:
+            skip = False
+            continue
+        if conv.index in allowed and nxt is not None:
+            layers.append(replace(conv, op=f"{conv.op}+{nxt.op}", kernel="ed_conv2d_maxpool", output=nxt.output,
+                                  pool=dict(nxt.params)))
+            skip = True
+        else:
+            layers.append(conv)
+    return replace(graph, layers=layers)
 
 
 def _check_order(layers: list[Layer], g_in: int, g_out: int) -> None:

@@ -9,14 +9,19 @@ as TinyEngine does). Buffers are placed greedily at the lowest aligned
 offset that clears every conflicting buffer, trying a few placement orders
 and keeping the smallest peak. The graph input and output live in the
 caller's buffers; RESHAPE outputs alias their input; conv layers also get a
-one-layer int16 patch buffer.
+one-layer int16 patch buffer (a conv fused with its max pool also keeps one
+pooling window of conv rows there). :func:`best_plan` also chooses which
+conv + max-pool pairs to fuse: fusing saves the conv's full output but adds
+the window's rows, and the in-place overlap differs, so each choice is
+planned and the smallest peak kept.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
-from edge_digits.firmware.graph import Graph, Layer
+from edge_digits.firmware.graph import Graph, Layer, fusable_conv_maxpool, fuse_conv_maxpool
 
 ALIGN = 4
 RASTER_KERNELS = ("ed_conv2d", "ed_dwconv2d", "ed_maxpool2d", "ed_avgpool2d")
@@ -53,10 +58,14 @@ def patch_key(layer: Layer) -> int:
 
 
 def patch_bytes(layer: Layer) -> int:
-    """Bytes of int16 patch a conv layer needs (0 for other kernels)."""
-    if layer.kernel != "ed_conv2d":
+    """Bytes of int16 patch a conv layer needs, plus the conv rows of one pooling window when fused."""
+    if layer.kernel not in ("ed_conv2d", "ed_conv2d_maxpool"):
         return 0
-    return 2 * layer.params["k_h"] * layer.params["k_w"] * layer.params["in_c"]
+    p = layer.params
+    size = 2 * p["k_h"] * p["k_w"] * p["in_c"]
+    if layer.pool is not None:
+        size += min(layer.pool["f_h"], p["out_h"]) * p["out_w"] * p["out_c"]
+    return size
 
 
 def _align(n: int) -> int:
@@ -77,6 +86,8 @@ def raster_lead(layer: Layer) -> int | None:
     >>> raster_lead(dw)  # one input row plus two pixels of 2 channels
     12
     """
+    if layer.kernel == "ed_conv2d_maxpool":
+        return _fused_lead(layer)
     if layer.kernel not in RASTER_KERNELS:
         return None
     p = layer.params
@@ -94,6 +105,22 @@ def raster_lead(layer: Layer) -> int | None:
         still_needed = first_read[pixel] if still_needed is None else min(still_needed, first_read[pixel])
         need = (pixel + 1) * out_c - still_needed
         lead = need if lead is None else max(lead, need)
+    return lead
+
+
+def _fused_lead(layer: Layer) -> int:
+    """The lead of a fused conv + max pool: pooled row r is written after its band of input rows is read.
+
+    Writing pooled rows 0..r must stay below the first input byte that the
+    band of row r + 1 still reads.
+    """
+    p, q = layer.params, layer.pool or {}
+    out_row, in_row = q["out_w"] * q["c"], p["in_w"] * p["in_c"]
+    lead = 0
+    for r in range(q["out_h"] - 1):
+        conv_row = max(0, (r + 1) * q["stride_h"] - q["pad_h"])
+        first = max(0, conv_row * p["stride_h"] - p["pad_h"]) * in_row
+        lead = max(lead, (r + 1) * out_row - first)
     return lead
 
 
@@ -187,3 +214,24 @@ def plan_memory(graph: Graph) -> MemoryPlan:
         if patch_bytes(layer):
             placements[patch_key(layer)] = Placement("scratch", best[patch_key(layer)], patch_bytes(layer))
     return MemoryPlan(placements, best_peak or 0, bound, tuple(copies), tensor_leads)
+
+
+def best_plan(graph: Graph, max_choices: int = 6) -> tuple[Graph, MemoryPlan]:
+    """The graph with the conv + max-pool fusions that give the smallest scratch, and its memory plan.
+
+    Every subset of the fusable pairs is planned (all or none beyond
+    ``max_choices`` pairs); on a tie the fewer fusions win.
+    """
+    pairs = fusable_conv_maxpool(graph)
+    if len(pairs) <= max_choices:
+        subsets = [set(c) for n in range(len(pairs) + 1) for c in combinations(pairs, n)]
+    else:
+        subsets = [set(), set(pairs)]
+    best: tuple[Graph, MemoryPlan] | None = None
+    for subset in subsets:
+        g = fuse_conv_maxpool(graph, subset)
+        mp = plan_memory(g)
+        if best is None or mp.scratch_bytes < best[1].scratch_bytes:
+            best = (g, mp)
+    assert best is not None
+    return best

@@ -6,6 +6,7 @@
  * which adds the same nothing). Every output channel is then one contiguous
  * dot product of the patch with that channel's weights, a loop compilers
  * turn into 16-bit multiply-adds. The patch lives in the planned scratch.
+ * ed_conv_pool.c runs a conv fused with the max pool after it.
  */
 #include "ed_kernels.h"
 #include "ed_fixedpoint.h"
@@ -78,13 +79,14 @@ static void ed_conv_pixel_blocked(const ed_conv_params *p, const int16_t *patch,
     }
 }
 
-void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
-               const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
-               int16_t *patch, int8_t *output)
+/* Output rows [oy_begin, oy_end) of the convolution (see ed_kernels.h). */
+void ed_conv2d_rows(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
+                    const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                    int16_t *patch, int32_t oy_begin, int32_t oy_end, int8_t *output)
 {
     const int32_t filter_size = p->k_h * p->k_w * p->in_c;
     int32_t oy, ox, oc;
-    for (oy = 0; oy < p->out_h; ++oy) {
+    for (oy = oy_begin; oy < oy_end; ++oy) {
         for (ox = 0; ox < p->out_w; ++ox) {
             ed_gather_patch(p, input, oy * p->stride_h - p->pad_h, ox * p->stride_w - p->pad_w, patch);
             if (p->weights_transposed) {
@@ -98,4 +100,11 @@ void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weigh
             output += p->out_c;
         }
     }
+}
+
+void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
+               const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+               int16_t *patch, int8_t *output)
+{
+    ed_conv2d_rows(p, input, weights, bias, multiplier, shift, patch, 0, p->out_h, output);
 }

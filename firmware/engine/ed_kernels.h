@@ -63,6 +63,17 @@ void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weigh
                const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                int16_t *patch, int8_t *output);
 
+/* Output rows [oy_begin, oy_end) of a CONV_2D, written one after the other from output. */
+void ed_conv2d_rows(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
+                    const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                    int16_t *patch, int32_t oy_begin, int32_t oy_end, int8_t *output);
+
+/* CONV_2D then MAX_POOL_2D (pool->stride_h >= pool->f_h) without the conv's full output. patch: scratch
+ * for k_h * k_w * in_c int16 values followed by min(pool->f_h, out_h) * out_w * out_c int8 conv rows. */
+void ed_conv2d_maxpool(const ed_conv_params *p, const ed_pool_params *pool, const int8_t *input,
+                       const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
+                       const int32_t *shift, int16_t *patch, int8_t *output);
+
 void ed_dwconv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
                  const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                  int8_t *output);
