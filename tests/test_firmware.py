@@ -71,7 +71,10 @@ def test_mps2_an386_answers_and_counts_deterministically(builds, mnist_cache: Pa
     (first, bench1), (second, bench2) = runs
     assert first.agreement == second.agreement == 1.0
     assert first.info["board"] == "mps2-an386" and first.info["clock_hz"] == 25_000_000
-    assert bench1 == bench2 and bench1.min_cycles == bench1.max_cycles == first.cycles_median
+    # Under -icount the instruction count is fixed; the 25 MHz timer (40 instructions a tick) is read
+    # at a phase that depends on how long the firmware waited for the UART, so counts agree to one tick.
+    counts = [bench1.min_cycles, bench1.max_cycles, bench2.min_cycles, bench2.max_cycles, first.cycles_median]
+    assert max(counts) - min(counts) <= 1, counts
     assert first.instructions_median == pytest.approx(first.cycles_median * 40)
 
 
