@@ -133,7 +133,9 @@ def test_verification_agrees_with_the_desktop_interpreter(converted) -> None:
     assert v.count == 300
     assert v.tflm_accuracy > 0.8, "a trained model must classify far above chance"
     assert abs(v.tflm_accuracy - v.desktop_accuracy) <= 0.01
-    assert v.identical_share >= 0.9 and v.max_abs_diff <= 8
+    # LiteRT's int8 softmax (a lookup table) and TFLM's (fixed-point exp) round apart by a few 1/256 steps,
+    # more on a barely trained model's flat outputs (9 seen on a CI machine); a wrong kernel is off by tens.
+    assert v.identical_share >= 0.9 and v.max_abs_diff <= 16
 
 
 def test_float_model_is_refused_and_nothing_is_written(keras_model_file: Path, tmp_path: Path) -> None:
