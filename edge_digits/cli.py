@@ -111,7 +111,8 @@ def data_show(cache_dir: Path | None, out: Path, split: str, rows: int, cols: in
 
 @main.command("train")
 @click.option("--recipe", "recipe_name", required=True,
-              help="A recipe name from training/recipes (standard, micro, seed-cnn, logreg) or a .yaml path.")
+              help="A recipe name from training/recipes (standard, micro, seed-cnn, logreg) or a .yaml path "
+                   "(such as training/recipes/lab/micro-distilled.yaml).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for the models, report.json and plots.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes the run repeatable.")
@@ -129,14 +130,21 @@ def train_cmd(recipe_name: str, out: Path, seed: int, resume: bool, epochs: int 
         data = load_mnist(cache_dir)
     except (RecipeError, DataError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
+    from edge_digits.techniques import TeacherError
     from edge_digits.train import train
 
-    result = train(recipe, out, seed=seed, resume=resume, data=data, epochs=epochs)
+    try:
+        result = train(recipe, out, seed=seed, resume=resume, data=data, epochs=epochs)
+    except TeacherError as exc:
+        raise EdgeDigitsError(str(exc)) from exc
     r = result.report
     acc = r["accuracy"]
     click.echo(f"wrote {', '.join(result.files)} to {out}")
     click.echo(f"{recipe.name}: {r['parameters']} parameters, {r['macs']} MACs, int8 .tflite {r['tflite_int8_bytes']} "
-               f"bytes, trained in {r['training_seconds']:.0f} s")
+               f"bytes ({r['tflite_int8_zlib_bytes']} zlib-compressed, {r['weight_sparsity_int8']:.0%} zero "
+               f"weights), trained in {r['training_seconds']:.0f} s")
+    if r["techniques"]:
+        click.echo("techniques: " + "; ".join(f"{k} {v}" for k, v in r["techniques"].items()))
     qat = f", QAT {acc['qat_keras']:.2%}" if acc.get("qat_keras") is not None else ""
     click.echo(f"test accuracy: float {acc['float_keras']:.2%}{qat}, int8 TFLite {acc['int8_tflite']:.2%}")
 

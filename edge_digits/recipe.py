@@ -81,6 +81,38 @@ class Qat:
 
 
 @dataclass(frozen=True)
+class Adversarial:
+    """FGSM adversarial training: ``ratio`` of every batch is replaced by its FGSM image at ``epsilon`` (0..1 scale)."""
+
+    epsilon: float = 0.0
+    ratio: float = 0.5
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """Knowledge distillation from ``teacher`` (a bundled model name, a .tflite, a Keras model or a run folder).
+
+    The loss is ``alpha`` x cross-entropy on the labels + (1 - alpha) x T^2 x KL(teacher || student) at
+    temperature T, the teacher's logits read from the input of its final SOFTMAX.
+    """
+
+    teacher: str = ""
+    temperature: float = 4.0
+    alpha: float = 0.3
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """Magnitude pruning (tensorflow-model-optimization): sparsity rises polynomially from 0 to ``sparsity``
+    between ``begin_epoch`` and ``end_epoch`` of the float phase (0: the last epoch), kept through QAT."""
+
+    sparsity: float = 0.0
+    begin_epoch: int = 0
+    end_epoch: int = 0
+    frequency: int = 50
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     description: str = ""
@@ -89,6 +121,9 @@ class Recipe:
     training: Training = field(default_factory=Training)
     augmentation: Augmentation = field(default_factory=Augmentation)
     qat: Qat = field(default_factory=Qat)
+    adversarial: Adversarial = field(default_factory=Adversarial)
+    distillation: Distillation = field(default_factory=Distillation)
+    pruning: Pruning = field(default_factory=Pruning)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,7 +198,8 @@ def recipe_from_dict(data: dict[str, Any], name: str = "recipe") -> Recipe:
     _check_keys("", data, Recipe)
     kind = _choice("kind", data.get("kind", "keras"), KINDS)
     sections: dict[str, Any] = {}
-    for key, cls in (("training", Training), ("augmentation", Augmentation), ("qat", Qat)):
+    for key, cls in (("training", Training), ("augmentation", Augmentation), ("qat", Qat),
+                     ("adversarial", Adversarial), ("distillation", Distillation), ("pruning", Pruning)):
         section = data.get(key, {}) or {}
         if not isinstance(section, dict):
             raise RecipeError(f"'{key}' must be a mapping")
@@ -205,6 +241,25 @@ def recipe_from_dict(data: dict[str, Any], name: str = "recipe") -> Recipe:
     _number("qat.learning_rate", qat.learning_rate, 1e-7, 0.1)
     _number("qat.calibration", qat.calibration, 10, 60000, integer=True)
 
+    adversarial = Adversarial(**sections["adversarial"])
+    _number("adversarial.epsilon", adversarial.epsilon, 0.0, 0.5)
+    _number("adversarial.ratio", adversarial.ratio, 0.0, 1.0)
+
+    distillation = Distillation(**sections["distillation"])
+    if not isinstance(distillation.teacher, str):
+        raise RecipeError(f"'distillation.teacher' must be a model name or path, not {distillation.teacher!r}")
+    _number("distillation.temperature", distillation.temperature, 1.0, 20.0)
+    _number("distillation.alpha", distillation.alpha, 0.0, 1.0)
+
+    pruning = Pruning(**sections["pruning"])
+    _number("pruning.sparsity", pruning.sparsity, 0.0, 0.95)
+    _number("pruning.begin_epoch", pruning.begin_epoch, 0, training.epochs - 1, integer=True)
+    _number("pruning.end_epoch", pruning.end_epoch, 0, training.epochs, integer=True)
+    if pruning.end_epoch and pruning.end_epoch <= pruning.begin_epoch:
+        raise RecipeError(f"'pruning.end_epoch' is {pruning.end_epoch}: it must be after begin_epoch "
+                          f"({pruning.begin_epoch}), or 0 for the last epoch")
+    _number("pruning.frequency", pruning.frequency, 1, 10000, integer=True)
+
     raw_layers = data.get("layers", [])
     if not isinstance(raw_layers, list):
         raise RecipeError("'layers' must be a list of layer mappings")
@@ -215,7 +270,11 @@ def recipe_from_dict(data: dict[str, Any], name: str = "recipe") -> Recipe:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise RecipeError("'description' must be text")
-    return Recipe(str(data.get("name", name)), description, kind, layers, training, aug, qat)
+    if kind == "logreg" and (adversarial.epsilon or distillation.teacher or pruning.sparsity):
+        raise RecipeError("'adversarial', 'distillation' and 'pruning' need kind: keras (logreg trains with "
+                          "scikit-learn)")
+    return Recipe(str(data.get("name", name)), description, kind, layers, training, aug, qat, adversarial,
+                  distillation, pruning)
 
 
 def recipe_names() -> list[str]:
@@ -237,13 +296,37 @@ def find_recipe(name_or_path: str) -> Path:
                       "or give a path to a .yaml file")
 
 
-def load_recipe(name_or_path: str) -> Recipe:
-    """Read and validate a recipe by name or path."""
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``: mappings merge key by key, anything else (lists too) is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_recipe_data(name_or_path: str, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe file's mapping, with its ``base`` recipe (a name or a path beside it) merged underneath."""
     import yaml
 
-    path = find_recipe(name_or_path)
+    path = find_recipe(name_or_path).resolve()
+    if path in seen:
+        raise RecipeError(f"recipe {path} is its own base: {' -> '.join(str(p) for p in (*seen, path))}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path} is not valid YAML: {exc}") from exc
-    return recipe_from_dict(data, path.stem)
+    if not isinstance(data, dict) or "base" not in data:
+        return data
+    base = data.pop("base")
+    if not isinstance(base, str):
+        raise RecipeError(f"'base' in {path} must be a recipe name or path, not {base!r}")
+    beside = path.parent / base
+    parent = read_recipe_data(str(beside) if beside.suffix in (".yaml", ".yml") else base, (*seen, path))
+    data.setdefault("name", path.stem)
+    return _merge(parent, data)
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """Read and validate a recipe by name or path; ``base: NAME`` starts from another recipe and changes
+    only what the file says (how the model-lab variants of ``micro`` are written)."""
+    return recipe_from_dict(read_recipe_data(name_or_path), find_recipe(name_or_path).stem)

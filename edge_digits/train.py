@@ -112,8 +112,13 @@ def split_data(x: np.ndarray, y: np.ndarray, validation: int, seed: int, subset:
     return x, y, x[:0], y[:0]
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, recipe: Recipe, seed: int, training: bool):
-    """A tf.data pipeline: shuffle, batch, augment whole batches in parallel with OpenCV, scale to [0, 1]."""
+def make_dataset(x: np.ndarray, y: np.ndarray, recipe: Recipe, seed: int, training: bool,
+                 teacher: Callable[[np.ndarray], np.ndarray] | None = None):
+    """A tf.data pipeline: shuffle, batch, augment whole batches in parallel with OpenCV, scale to [0, 1].
+
+    With a ``teacher`` (uint8 images to logits), each training batch also carries the teacher's logits
+    of the augmented images, for distillation.
+    """
     tf, _ = _tf()
     from edge_digits.augment import augment_batch
 
@@ -134,7 +139,14 @@ def make_dataset(x: np.ndarray, y: np.ndarray, recipe: Recipe, seed: int, traini
             return out, labels
 
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda im, lab: (tf.cast(im, tf.float32)[..., None] / 255.0, lab),
+        if teacher is not None:
+            def teach(images, labels):
+                logits = tf.numpy_function(teacher, [images], tf.float32)
+                logits.set_shape([None, 10])
+                return images, labels, logits
+
+            ds = ds.map(teach, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda im, lab, *rest: (tf.cast(im, tf.float32)[..., None] / 255.0, lab, *rest),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -193,9 +205,14 @@ class _State:
 
 def _fit(model, recipe: Recipe, phase: str, epochs: int, lr: float, train_ds, val_ds, state: _State,
          history: dict[str, list[float]], resume: dict[str, Any], verbose: int, class_weight,
-         elapsed: Callable[[], float]) -> None:
-    """Train one phase with checkpoints, the LR schedule, early stopping and a progress bar per epoch."""
+         elapsed: Callable[[], float], runner=None, extra_callbacks: tuple = ()) -> None:
+    """Train one phase with checkpoints, the LR schedule, early stopping and a progress bar per epoch.
+
+    ``runner`` is what ``fit`` trains (a model-lab wrapper around ``model``, else ``model`` itself);
+    checkpoints always hold ``model``'s weights.
+    """
     _, keras = _tf()
+    runner = runner if runner is not None else model
     weights = state.dir / f"{phase}-weights.h5"
     start = 0
     if resume.get("phase") == phase and weights.exists():
@@ -212,11 +229,11 @@ def _fit(model, recipe: Recipe, phase: str, epochs: int, lr: float, train_ds, va
             for key, value in (logs or {}).items():
                 history.setdefault(f"{phase}_{key}", []).append(float(value))
             tmp = weights.with_name(f".{weights.name}.partial.h5")
-            self.model.save_weights(str(tmp))
+            model.save_weights(str(tmp))
             os.replace(tmp, weights)
             state.save(phase=phase, epoch=epoch + 1, history=history, seconds=round(elapsed(), 1))
 
-    callbacks: list[Any] = [Checkpoint()]
+    callbacks: list[Any] = [*extra_callbacks, Checkpoint()]
     if recipe.training.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss" if val_ds else "loss",
                                                           factor=0.3, patience=2, min_lr=1e-6))
@@ -226,8 +243,8 @@ def _fit(model, recipe: Recipe, phase: str, epochs: int, lr: float, train_ds, va
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy",
                                                        patience=recipe.training.early_stopping_patience,
                                                        restore_best_weights=True))
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start, callbacks=callbacks,
-              verbose=verbose, class_weight=class_weight)
+    runner.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start, callbacks=callbacks,
+               verbose=verbose, class_weight=class_weight if runner is model else None)
 
 
 def to_tflite_int8(model, calibration: np.ndarray) -> bytes:
@@ -318,15 +335,21 @@ def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbos
     data = data if data is not None else load_mnist()
     if recipe.kind == "logreg":
         return train_logreg(recipe, out, seed, data)
+    from edge_digits import techniques
+
     x_train, y_train, x_test, y_test = data
     xt, yt, xv, yv = split_data(x_train, y_train, recipe.training.validation, seed, recipe.training.subset)
-    train_ds = make_dataset(xt, yt, recipe, seed, training=True)
+    teacher = None
+    if recipe.distillation.teacher:  # loaded before anything trains, so a bad teacher fails at once
+        teacher = techniques.TeacherLogits(techniques.teacher_tflite(recipe.distillation.teacher))
+    train_ds = make_dataset(xt, yt, recipe, seed, training=True, teacher=teacher)
     val_ds = make_dataset(xv, yv, recipe, seed, training=False) if len(xv) else None
     class_weight = _class_weights(yt) if recipe.training.class_weights else None
     state = _State(out)
     saved = state.load() if resume else {}
     history: dict[str, list[float]] = {}
     epochs = epochs or recipe.training.epochs
+    pruning = bool(recipe.pruning.sparsity)
 
     started = time.time()
     before = float(saved.get("seconds", 0.0))  # time spent before an interruption counts too
@@ -334,24 +357,37 @@ def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbos
     def elapsed() -> float:
         return before + time.time() - started
 
+    def runner_for(target, lr: float):
+        _compile(target, recipe, lr)
+        if not techniques.uses_wrapper(recipe):
+            return None
+        runner = techniques.technique_model(target, recipe, class_weight)
+        _compile(runner, recipe, lr)
+        return runner
+
     model = build_model(recipe)
-    _compile(model, recipe, recipe.training.learning_rate)
+    callbacks: tuple = ()
+    if pruning:
+        steps = math.ceil(len(xt) / recipe.training.batch_size)
+        model, callbacks = techniques.prune_model(model, recipe, steps, epochs)
+    runner = runner_for(model, recipe.training.learning_rate)
     if saved.get("phase") == "qat" and (state.dir / "float-weights.h5").exists():
         model.load_weights(str(state.dir / "float-weights.h5"))
         history.update({k: list(v) for k, v in saved.get("history", {}).items() if k.startswith("float_")})
     else:
         _fit(model, recipe, "float", epochs, recipe.training.learning_rate, train_ds, val_ds, state, history,
-             saved, verbose, class_weight, elapsed)
+             saved, verbose, class_weight, elapsed, runner, callbacks)
+    if pruning:
+        model = techniques.strip_pruning(model)
+        _compile(model, recipe, recipe.training.learning_rate)
     float_acc = float(model.evaluate(x_test[..., None] / 255.0, y_test, verbose=0, batch_size=512)[1])
 
     qat_model, qat_acc = None, None
     if recipe.qat.enabled and recipe.qat.epochs:
-        import tensorflow_model_optimization as tfmot
-
-        qat_model = tfmot.quantization.keras.quantize_model(model)
-        _compile(qat_model, recipe, recipe.qat.learning_rate)
+        qat_model = techniques.quantize_model(model, keep_sparsity=pruning)
+        runner = runner_for(qat_model, recipe.qat.learning_rate)
         _fit(qat_model, recipe, "qat", recipe.qat.epochs, recipe.qat.learning_rate, train_ds, val_ds, state,
-             history, saved, verbose, class_weight, elapsed)
+             history, saved, verbose, class_weight, elapsed, runner)
         qat_acc = float(qat_model.evaluate(x_test[..., None] / 255.0, y_test, verbose=0, batch_size=512)[1])
     seconds = elapsed()
     return _finish(recipe, out, model, qat_model, float_acc, qat_acc, seconds, seed, data, history)
@@ -371,7 +407,7 @@ def _save_keras(model, path: Path, **kwargs: Any) -> None:
 def _finish(recipe: Recipe, out: Path, model, qat_model, float_acc: float, qat_acc: float | None, seconds: float,
             seed: int, data, history: dict[str, list[float]]) -> TrainResult:
     """Export both TFLite models, measure them on the test set, and write the report and plots."""
-    from edge_digits import plots
+    from edge_digits import plots, techniques
 
     x_train, _, x_test, y_test = data
     calib = x_train[np.random.default_rng(seed).choice(len(x_train), recipe.qat.calibration, replace=False)]
@@ -395,6 +431,9 @@ def _finish(recipe: Recipe, out: Path, model, qat_model, float_acc: float, qat_a
         "macs": count_macs(model),
         "tflite_int8_bytes": len(int8),
         "tflite_float_bytes": len(flt),
+        "tflite_int8_zlib_bytes": techniques.compressed_bytes(int8),
+        "weight_sparsity_int8": round(techniques.weight_sparsity(int8), 4),
+        "techniques": techniques.describe(recipe),
         "accuracy": {
             "float_keras": float_acc,
             "float_tflite": float(np.mean(float_pred == y_test)),

@@ -76,3 +76,13 @@ def test_fetch_info_show_on_the_real_cache(mnist_cache: Path, tmp_path: Path) ->
 def test_bad_option_values_are_rejected(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["data", "show", "--out", str(tmp_path / "x.png"), "--rows", "0"])
     assert result.exit_code == 2 and "--rows" in result.output
+
+
+def test_train_with_a_missing_teacher_fails_clearly_and_trains_nothing(mnist_cache: Path, tmp_path: Path) -> None:
+    recipe = tmp_path / "student.yaml"
+    recipe.write_text("base: micro\ndistillation: {teacher: runs/no-such-teacher}\n")
+    result = CliRunner().invoke(main, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "out"),
+                                       "--cache-dir", str(mnist_cache)])
+    assert result.exit_code != 0
+    assert "teacher 'runs/no-such-teacher' does not exist: give a bundled name (standard, micro" in result.output
+    assert not (tmp_path / "out" / "checkpoints").exists() and not (tmp_path / "out" / "report.json").exists()

@@ -37,6 +37,13 @@ TINY = {
     ({"layers": [{"type": "lstm"}]}, "'layers[0].type' is 'lstm': allowed values are conv, dwconv"),
     ({"layers": [{"type": "conv", "filters": 8, "kernal": 3}]}, "unknown key 'layers[0].kernal'"),
     ({"layers": [{"type": "conv", "filters": 8}]}, "must end with a dense layer of 10 units"),
+    ({"adversarial": {"epsilon": 0.8}}, "'adversarial.epsilon' is 0.8: allowed values are 0.0 to 0.5"),
+    ({"adversarial": {"eps": 0.1}}, "unknown key 'adversarial.eps': allowed keys are epsilon, ratio"),
+    ({"distillation": {"teacher": 3}}, "'distillation.teacher' must be a model name or path, not 3"),
+    ({"distillation": {"temperature": 0.5}}, "'distillation.temperature' is 0.5: allowed values are 1.0 to 20.0"),
+    ({"pruning": {"sparsity": 0.99}}, "'pruning.sparsity' is 0.99: allowed values are 0.0 to 0.95"),
+    ({"pruning": {"begin_epoch": 1, "end_epoch": 1}}, "'pruning.end_epoch' is 1: it must be after begin_epoch (1)"),
+    ({"kind": "logreg", "pruning": {"sparsity": 0.5}}, "need kind: keras"),
 ])
 def test_recipe_errors_name_the_key_and_allowed_values(patch: dict, message: str) -> None:
     data = json.loads(json.dumps(TINY))
@@ -57,6 +64,32 @@ def test_shipped_recipes_load() -> None:
     assert load_recipe("seed-cnn").training.epochs == 15 and load_recipe("seed-cnn").training.batch_size == 64
     with pytest.raises(RecipeError, match="no recipe named 'nope': allowed names are logreg, micro, seed-cnn"):
         load_recipe("nope")
+
+
+def test_lab_recipes_change_only_their_technique_over_micro(tmp_path) -> None:
+    from dataclasses import replace
+
+    from edge_digits.recipe import RECIPE_DIR, Adversarial, Distillation, Pruning
+
+    micro = load_recipe("micro")
+    lab = {p.stem: load_recipe(str(p)) for p in sorted((RECIPE_DIR / "lab").glob("*.yaml"))}
+    assert sorted(lab) == ["micro-adversarial", "micro-class-weights", "micro-distilled", "micro-pruned"]
+    for name, recipe in lab.items():
+        assert recipe.name == name and recipe.layers == micro.layers and recipe.qat == micro.qat
+        plain = replace(recipe, name="micro", description=micro.description, adversarial=Adversarial(),
+                        distillation=Distillation(), pruning=Pruning(),
+                        training=replace(recipe.training, class_weights=False))
+        assert plain == micro, name
+    assert lab["micro-distilled"].distillation.teacher == "standard"
+    assert lab["micro-pruned"].pruning.sparsity == 0.5 and lab["micro-class-weights"].training.class_weights
+
+    (tmp_path / "a.yaml").write_text("base: b.yaml\ntraining: {epochs: 3}\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(RecipeError, match="is its own base"):
+        load_recipe(str(tmp_path / "a.yaml"))
+    (tmp_path / "c.yaml").write_text("base: micro\ntraining: {epochs: 3, learning_rate: 7}\n")
+    with pytest.raises(RecipeError, match="'training.learning_rate' is 7"):
+        load_recipe(str(tmp_path / "c.yaml"))
 
 
 def test_augmentation_changes_digits_but_keeps_them_digits(mnist) -> None:
@@ -164,3 +197,76 @@ def test_classifier_batches_agree_and_backends_match(tiny_run, mnist) -> None:
     # LiteRT's int8 softmax (a lookup table) and TFLM's (fixed-point exp) round differently: a few 1/256 steps.
     assert (np.abs(tflm.astype(int) - batch.astype(int)) <= 4).all()
     assert litert.backend == "litert" and litert.dynamic_batch
+
+
+def _fgsm_accuracy(run: Path, x: np.ndarray, y: np.ndarray, epsilon: float) -> float:
+    from edge_digits.robustness import fgsm_images
+    from edge_digits.runtime import Classifier
+
+    adv = fgsm_images(run / "model_qat.h5", x, y, (epsilon,))[epsilon]
+    return float(np.mean(Classifier(run / "model_int8.tflite").predict_batched(adv).argmax(axis=1) == y))
+
+
+def test_adversarial_training_resists_fgsm_better_than_the_same_recipe_without_it(tiny_run, mnist, tmp_path) -> None:
+    from edge_digits.train import train
+
+    data = dict(json.loads(json.dumps(TINY)), adversarial={"epsilon": 0.1, "ratio": 0.5})
+    run = train(recipe_from_dict(data), tmp_path / "adv", seed=3, verbose=0, data=mnist)
+    assert run.report["techniques"] == {"adversarial": {"epsilon": 0.1, "ratio": 0.5}}
+    x, y = mnist[2][:1000], mnist[3][:1000]
+    plain, hardened = (_fgsm_accuracy(r, x, y, 0.1) for r in (tiny_run.out_dir, run.out_dir))
+    assert hardened > plain + 0.1, (plain, hardened)  # measured here: 0.43 -> 0.62
+    assert run.report["accuracy"]["int8_tflite"] > 0.8
+
+
+def test_teacher_logits_are_the_teachers_pre_softmax_values(mnist) -> None:
+    from edge_digits.runtime import Classifier
+    from edge_digits.techniques import TeacherLogits, teacher_tflite
+
+    images = mnist[2][:64]
+    teacher = TeacherLogits(teacher_tflite("standard"))
+    logits = teacher(images)
+    assert logits.shape == (64, 10) and logits.dtype == np.float32 and teacher.from_softmax
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    from edge_digits.models import bundled_model
+
+    reference = Classifier(bundled_model("standard")).predict(images)
+    assert np.abs(probs - reference).max() < 3 / 256  # the int8 softmax output is in steps of 1/256
+    assert np.array_equal(logits.argmax(axis=1), reference.argmax(axis=1))
+    assert np.ptp(logits, axis=1).min() > 5, "real logits, not a flat or clipped copy of the probabilities"
+    np.testing.assert_array_equal(teacher(images[:7]), logits[:7])  # batch size changes resize the interpreter
+
+
+def test_distillation_alone_teaches_the_student_without_labels(mnist, tmp_path) -> None:
+    from edge_digits.train import train
+
+    data = dict(json.loads(json.dumps(TINY)), distillation={"teacher": "standard", "alpha": 0.0})
+    run = train(recipe_from_dict(data), tmp_path / "kd", seed=3, verbose=0, data=mnist)
+    history = run.report["history"]
+    assert history["float_distill_loss"][-1] < history["float_distill_loss"][0]
+    assert "float_val_distill_loss" not in history
+    assert run.report["accuracy"]["int8_tflite"] > 0.85, "alpha 0: the labels weigh nothing, the teacher all"
+
+
+def test_bad_teacher_fails_before_training(mnist, tmp_path) -> None:
+    from edge_digits.techniques import TeacherError
+    from edge_digits.train import train
+
+    data = dict(json.loads(json.dumps(TINY)), distillation={"teacher": str(tmp_path / "nope.tflite")})
+    with pytest.raises(TeacherError, match="does not exist: give a bundled name"):
+        train(recipe_from_dict(data), tmp_path / "kd", seed=3, verbose=0, data=mnist)
+    assert not (tmp_path / "kd" / "checkpoints").exists()
+
+
+def test_pruning_keeps_its_sparsity_through_qat_into_the_int8_model(tiny_run, mnist, tmp_path) -> None:
+    from edge_digits.train import train
+
+    data = dict(json.loads(json.dumps(TINY)), pruning={"sparsity": 0.6, "frequency": 10})
+    run = train(recipe_from_dict(data), tmp_path / "pruned", seed=3, verbose=0, data=mnist)
+    report, plain = run.report, tiny_run.report
+    assert report["weight_sparsity_int8"] > 0.55 and plain["weight_sparsity_int8"] < 0.05
+    # int8 TFLite stores weights dense: the same bytes, fewer only when compressed
+    assert abs(report["tflite_int8_bytes"] - plain["tflite_int8_bytes"]) < 200
+    assert report["tflite_int8_zlib_bytes"] < 0.85 * plain["tflite_int8_zlib_bytes"]
+    assert report["accuracy"]["int8_tflite"] > 0.75
