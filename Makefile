@@ -11,8 +11,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 DEMO_OUT ?= out/demo
 
 # Debian packages: the Cortex-M toolchain and newlib, QEMU for the boards, clang + libFuzzer for the
-# protocol fuzzer, valgrind for instruction counts, wrk for the HTTP load test (tools/loadtest.py).
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang libclang-rt-14-dev valgrind wrk
+# protocol fuzzer, valgrind for instruction counts, wrk for the HTTP load test (tools/loadtest.py),
+# PostgreSQL for the test of `edge-digits tune` workers sharing one study.
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang libclang-rt-14-dev valgrind wrk \
+                postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup setup-system data demo test clean
@@ -30,7 +32,7 @@ setup-system:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[train,micro,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[train,micro,dev,tune,onnx]"
 	touch $@
 
 data: setup

@@ -34,6 +34,8 @@ def data() -> None:
     """Fetch, inspect and preview the MNIST dataset (kept as verified IDX files)."""
 
 
+_BACKENDS = ["auto", "litert", "tflite-runtime", "tensorflow", "tflm", "onnxruntime"]
+
 _cache_option = click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -149,9 +151,66 @@ def train_cmd(recipe_name: str, out: Path, seed: int, resume: bool, epochs: int 
     click.echo(f"test accuracy: float {acc['float_keras']:.2%}{qat}, int8 TFLite {acc['int8_tflite']:.2%}")
 
 
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    from edge_digits.tune import TuneError, parse_bytes
+
+    try:
+        return parse_bytes(value) if value is not None else None
+    except TuneError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@main.command("tune")
+@click.option("--base", default="micro", show_default=True,
+              help="Recipe whose training, augmentation and QAT every trial keeps (name or .yaml path).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the trials, study.db (default storage), tune.md/json, pareto.png, best.yaml.")
+@click.option("--trials", type=click.IntRange(1, 10000), default=20, show_default=True,
+              help="Trials this worker adds to the study.")
+@click.option("--epochs", type=click.IntRange(1, 500), default=None,
+              help="Float epochs per trial (default: the base recipe's); best.yaml keeps the base's.")
+@click.option("--max-flash", callback=_size, help="Budget for the int8 .tflite, e.g. 24KB.")
+@click.option("--max-arena", callback=_size, help="Budget for the TFLM arena, e.g. 12KB.")
+@click.option("--max-macs", type=click.IntRange(1), default=None, help="Budget for MACs per inference.")
+@click.option("--storage", help="Optuna storage URL shared by workers, e.g. postgresql://user:pw@host/db "
+                                "(default: sqlite:///OUT/study.db).")
+@click.option("--study-name", default="edge-digits", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Training seed (data split, initial weights) of every trial, so trials compare.")
+@click.option("--sampler-seed", type=int, default=None,
+              help="Seed of the TPE sampler (give each worker its own; default: random).")
+@click.option("--no-base-trial", is_flag=True, help="Do not start a new study with the base recipe's own network.")
+@_cache_option
+def tune_cmd(base: str, out: Path, trials: int, epochs: int | None, max_flash: int | None, max_arena: int | None,
+             max_macs: int | None, storage: str | None, study_name: str, seed: int, sampler_seed: int | None,
+             no_base_trial: bool, cache_dir: Path | None) -> None:
+    """Search micro-shaped int8 CNNs with Optuna's TPE sampler under flash, arena and MAC budgets."""
+    from edge_digits.data import DataError, load_mnist
+    from edge_digits.tune import Budget, TuneError, run_tune
+
+    try:
+        data = load_mnist(cache_dir)
+        result = run_tune(base, out, trials, Budget(max_flash, max_arena, max_macs), epochs=epochs,
+                          storage=storage, study_name=study_name, seed=seed, sampler_seed=sampler_seed,
+                          data=data, include_base=not no_base_trial)
+    except (TuneError, DataError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    trained = [t for t in result.trials if t.val_accuracy is not None]
+    click.echo(f"study {result.study_name}: {len(result.trials)} trials, {len(trained)} trained, "
+               f"{sum(1 for t in result.trials if not t.feasible)} over budget; "
+               f"Pareto front: trials {', '.join(str(t.number) for t in result.pareto) or 'none'}")
+    if result.best:
+        b = result.best
+        click.echo(f"best: trial {b.number} {b.params}: val int8 {b.val_accuracy:.2%}, test int8 "
+                   f"{b.test_accuracy:.2%}, flash {b.flash_bytes} B, arena {b.arena_bytes} B, {b.macs} MACs")
+    else:
+        click.echo("no trial met the budgets: loosen them or change --base")
+    click.echo(f"wrote {', '.join(str(f) for f in result.files)}")
+
+
 @main.command("eval")
 @click.argument("models", nargs=-1)
-@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow", "tflm"]),
+@click.option("--backend", type=click.Choice(_BACKENDS),
               default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--limit", type=click.IntRange(0, 10000), default=0, help="Only the first N test images (0: all).")
@@ -253,14 +312,20 @@ def _robustness(given: tuple[str, ...], paths: list[Path], keras_models: tuple[P
               help="MNIST test images run through TFLM and the desktop interpreter (0: skip).")
 @click.option("--arena-margin", type=click.FloatRange(0, 10), default=0.10, show_default=True,
               help="Share added to the measured TFLM arena for the recommended size.")
+@click.option("--format", "fmt", type=click.Choice(["tflm", "onnx"]), default="tflm", show_default=True,
+              help="tflm: .tflite and C arrays for TFLM; onnx: model.onnx (tf2onnx) checked on onnxruntime.")
 @_cache_option
-def convert(model: str, out: Path, name: str, calibration: int, verify: int, arena_margin: float,
+def convert(model: str, out: Path, name: str, calibration: int, verify: int, arena_margin: float, fmt: str,
             cache_dir: Path | None) -> None:
-    """Turn MODEL (.tflite, .keras, .h5, SavedModel, or standard/micro) into an int8 model and C arrays for TFLM."""
+    """Turn MODEL (.tflite, .keras, .h5, SavedModel, or standard/micro) into an int8 model and C arrays for TFLM
+    (or, with --format onnx, an int8 ONNX model)."""
     from edge_digits import convert as conv
     from edge_digits.data import DataError
     from edge_digits.tflm import TflmError
 
+    if fmt == "onnx":
+        _convert_onnx(_resolve_model(model, "standard"), out, calibration, verify, cache_dir)
+        return
     try:
         result = conv.convert_model(_resolve_model(model, "standard"), out, name=name, calibration=calibration, verify=verify,
                                     arena_margin=arena_margin, cache_dir=cache_dir)
@@ -277,6 +342,26 @@ def convert(model: str, out: Path, name: str, calibration: int, verify: int, are
         click.echo(f"verified on {v.count} MNIST test images: TFLM accuracy {v.tflm_accuracy:.2%}, "
                    f"{v.desktop_backend} accuracy {v.desktop_accuracy:.2%}, "
                    f"identical int8 outputs {v.identical_share:.2%} (max difference {v.max_abs_diff})")
+
+
+def _convert_onnx(model: Path, out: Path, calibration: int, verify: int, cache_dir: Path | None) -> None:
+    from edge_digits import convert as conv
+    from edge_digits.data import DataError
+    from edge_digits.onnx_model import OnnxError, export_onnx
+
+    try:
+        result = export_onnx(model, out, calibration=calibration, verify=verify, cache_dir=cache_dir)
+    except (conv.ConvertError, OnnxError, DataError, ValueError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    m = result.manifest
+    click.echo(f"wrote {', '.join(result.files)} to {result.out_dir}")
+    click.echo(f"model.onnx: {m['onnx_bytes']} bytes (opset {m['opset']}), sha256 {m['sha256']}")
+    click.echo("ops: " + ", ".join(f"{k} x{v}" for k, v in m["ops"].items()))
+    v = result.verification
+    if v is not None:
+        click.echo(f"verified on {v.count} MNIST test images: onnxruntime accuracy {v.onnx_accuracy:.2%}, LiteRT "
+                   f"{v.litert_accuracy:.2%}, identical int8 outputs {v.identical_share:.2%} "
+                   f"(max difference {v.max_abs_diff})")
 
 
 @main.group()
@@ -504,7 +589,7 @@ def _default_bench_models() -> list[Path]:
 @click.option("--model", "models", multiple=True,
               help="A .tflite, or standard/micro (repeatable; default: the bundled models and the seed-cnn yardstick).")
 @click.option("--backend", "backends", multiple=True,
-              type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow", "tflm"]),
+              type=click.Choice(_BACKENDS),
               help="Interpreter backend (repeatable; default auto).")
 @click.option("--threads", default="1,2", show_default=True, callback=_int_list, help="Thread counts, e.g. 1,2,4.")
 @click.option("--batch", "batches", default="1", show_default=True, callback=_int_list, help="Batch sizes, e.g. 1,8,32.")
@@ -574,12 +659,12 @@ def bench_compare(a: Path, b: Path) -> None:
         click.echo(f"| {r['model']} | {r['backend']} | {r['threads']} | {r['batch']} | {r['p50_ratio']:.2f}x | {tp} |")
 
 
-_BACKENDS = ["auto", "litert", "tflite-runtime", "tensorflow", "tflm"]
 _model_options = [
     click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                 help="An int8 .tflite digit model (default: the bundled standard model)."),
+                 help="An int8 .tflite (or .onnx) digit model, or standard/micro (default: standard)."),
     click.option("--backend", type=click.Choice(_BACKENDS), default="auto", show_default=True,
-                 help="Interpreter: auto tries ai-edge-litert, then tflite-runtime, then tensorflow.lite."),
+                 help="Interpreter: auto tries ai-edge-litert, then tflite-runtime, then tensorflow.lite "
+                      "(onnxruntime for an .onnx model)."),
     click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
                  help="Interpreter threads (XNNPACK)."),
 ]

@@ -139,6 +139,32 @@ def robustness_curve(name: str, unit: str, levels: list[float], series: dict[str
     return _save(fig, path)
 
 
+def pareto(points: list[tuple[int, float | None, bool]], front: list[tuple[int, float]],
+           max_flash: int | None, path: Path, title: str) -> Path:
+    """Validation accuracy against flash bytes for every trial, the Pareto front joined, the flash budget
+    as a line; trials over budget (not trained) sit at the bottom as crosses."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    trained = [(f, a) for f, a, ok in points if ok and a is not None]
+    over = [f for f, a, ok in points if not ok]
+    if trained:
+        ax.scatter([f / 1024 for f, _ in trained], [100 * a for _, a in trained], s=18, label="trial")
+    if front:
+        xs, ys = zip(*sorted(front))
+        ax.plot([x / 1024 for x in xs], [100 * y for y in ys], "-o", color="C3", ms=5, label="Pareto front")
+    lo = min([100 * a for _, a in trained], default=90.0)
+    if over:
+        ax.scatter([f / 1024 for f in over], [lo] * len(over), marker="x", color="grey", label="over budget")
+    if max_flash:
+        ax.axvline(max_flash / 1024, color="grey", ls="--", lw=1, label="flash budget")
+    ax.set_xlabel("int8 .tflite (KB of flash)")
+    ax.set_ylabel("validation accuracy, int8 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def power_trace(power: dict, path: Path) -> Path:
     """Power over time with the idle and load windows shaded."""
     plt = _pyplot()

@@ -528,14 +528,15 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
 
 
 def load_classifier(model: Path | None = None, backend: str = "auto", threads: int = 1) -> DigitClassifier:
-    """The project's int8 classifier: ``model`` or the bundled ``standard`` one, on the chosen interpreter."""
+    """The project's int8 classifier: ``model`` (a path or a bundled name) or the bundled ``standard`` one,
+    on the chosen interpreter."""
     try:
-        from edge_digits.models import bundled_model
+        from edge_digits.models import resolve_model
         from edge_digits.runtime import Classifier
     except ImportError as exc:
         raise ReaderError(f"the model runtime is not installed with this edge-digits ({exc})") from exc
     try:
-        path = Path(model) if model is not None else bundled_model("standard")
+        path = resolve_model(model, "standard")
     except FileNotFoundError as exc:
         raise ReaderError(f"{exc}; pass --model PATH") from exc
     if not path.is_file():

@@ -2,7 +2,8 @@
 
 The interpreter comes from ai-edge-litert, else tflite-runtime, else
 ``tensorflow.lite`` (the same API under three names), or from the TFLM
-reference runtime with ``backend="tflm"``. Every model takes 28x28 images as
+reference runtime with ``backend="tflm"``; an ``.onnx`` export runs in
+onnxruntime (``backend="onnxruntime"``, chosen by ``auto`` for ``.onnx`` files). Every model takes 28x28 images as
 pixel/255 (white ink on black); int8 models get their input quantized here.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-BACKENDS = ("auto", "litert", "tflite-runtime", "tensorflow", "tflm")
+BACKENDS = ("auto", "litert", "tflite-runtime", "tensorflow", "tflm", "onnxruntime")
 _MODULES = {
     "litert": "ai_edge_litert.interpreter",
     "tflite-runtime": "tflite_runtime.interpreter",
@@ -46,6 +47,8 @@ def available_backends() -> list[str]:
             found.append(name)
     if importlib.util.find_spec("tflite_micro") is not None:
         found.append("tflm")
+    if importlib.util.find_spec("onnxruntime") is not None:
+        found.append("onnxruntime")
     return found
 
 
@@ -74,9 +77,25 @@ class Classifier:
         self.model_path = Path(model)
         if not self.model_path.is_file():
             raise InferenceError(f"model {self.model_path} does not exist")
-        self.backend = resolve_backend(backend)
+        is_onnx = self.model_path.suffix == ".onnx"
+        self.backend = "onnxruntime" if is_onnx and backend == "auto" else resolve_backend(backend)
+        if is_onnx != (self.backend == "onnxruntime"):
+            raise InferenceError(f"backend {self.backend} cannot run {self.model_path.name}: .onnx files run on "
+                                 "the onnxruntime backend, .tflite files on the others")
         self.threads = threads
         self.delegate = "reference kernels"
+        if self.backend == "onnxruntime":
+            from edge_digits.onnx_model import OnnxError, OnnxSession
+
+            try:
+                self._onnx = OnnxSession(self.model_path, threads)
+            except OnnxError as exc:
+                raise InferenceError(str(exc)) from exc
+            self.input = TensorQuant(np.dtype(np.int8), self._onnx.input_scale, self._onnx.input_zero_point)
+            self.output = TensorQuant(np.dtype(np.int8), self._onnx.output_scale, self._onnx.output_zero_point)
+            self.dynamic_batch = True
+            self.delegate = "CPU execution provider"
+            return
         if self.backend == "tflm":
             from edge_digits.tflm import TflmModel
 
@@ -125,6 +144,8 @@ class Classifier:
         x = self.quantize(images)
         if self.backend == "tflm":
             return self._tflm.invoke_raw(x)
+        if self.backend == "onnxruntime":
+            return self._onnx.run(x)
         if self.dynamic_batch:
             return self._invoke(x)
         return np.concatenate([self._invoke(x[i:i + 1]) for i in range(len(x))]) if len(x) else \

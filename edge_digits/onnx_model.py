@@ -1,0 +1,169 @@
+"""ONNX export of the int8 models (tf2onnx) and their runner (onnxruntime), for ONNX-based stacks.
+
+The int8 .tflite becomes a QDQ ONNX graph (QuantizeLinear / DequantizeLinear around float Conv, MatMul
+and pooling) with the same int8 input and output tensors. ONNX has no place for a tensor's quantization,
+so the input and output scale and zero point ride along as metadata (``edge_digits.*`` keys), which
+``OnnxSession`` reads to quantize images exactly as the TFLite runners do.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_digits.fileio import atomic_write_bytes, atomic_write_json
+
+OPSET = 17
+_META = ("input_scale", "input_zero_point", "output_scale", "output_zero_point")
+
+
+class OnnxError(RuntimeError):
+    """tf2onnx or onnxruntime is missing, or the model cannot be exported or run."""
+
+
+def _require(module: str, extra: str = "onnx"):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise OnnxError(f"{module} is not installed: pip install 'edge-digits[{extra}]'") from exc
+
+
+@dataclass(frozen=True)
+class OnnxVerification:
+    """onnxruntime against LiteRT on the same MNIST test images."""
+
+    count: int
+    onnx_accuracy: float
+    litert_accuracy: float
+    identical_share: float
+    max_abs_diff: int
+
+
+@dataclass
+class OnnxResult:
+    out_dir: Path
+    files: list[str]
+    manifest: dict[str, Any]
+    verification: OnnxVerification | None
+
+
+def tflite_to_onnx(model: bytes) -> bytes:
+    """An int8 .tflite as ONNX bytes (opset 17), with the input and output quantization as metadata."""
+    import contextlib
+    import io
+    import warnings
+
+    from edge_digits.convert import summarize_model
+
+    summary = summarize_model(model)
+    if summary.inputs[0].dtype != "int8" or summary.outputs[0].dtype != "int8":
+        raise OnnxError(f"ONNX export takes an int8 model (int8 input and output), not "
+                        f"{summary.inputs[0].dtype} -> {summary.outputs[0].dtype}: convert it with edge-digits "
+                        "train or convert first")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf2onnx = _require("tf2onnx")
+    onnx = _require("onnx")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(model)
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf2onnx reads the model with tf.lite.Interpreter, which warns
+            proto, _ = tf2onnx.convert.from_tflite(str(path), opset=OPSET)
+    values = (summary.inputs[0].scale, summary.inputs[0].zero_point, summary.outputs[0].scale,
+              summary.outputs[0].zero_point)
+    for key, value in zip(_META, values):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"edge_digits.{key}", repr(value)
+    proto.producer_name = "edge-digits (tf2onnx)"
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+class OnnxSession:
+    """An exported model in onnxruntime: ``run`` maps int8 input (N, 28, 28, 1) to int8 scores (N, 10)."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        ort = _require("onnxruntime")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+            raise OnnxError(f"cannot load {path}: {exc}") from exc
+        meta = self._session.get_modelmeta().custom_metadata_map
+        missing = [k for k in _META if f"edge_digits.{k}" not in meta]
+        if missing:
+            raise OnnxError(f"{path} has no edge_digits quantization metadata ({', '.join(missing)}): export it "
+                            "with edge-digits convert --format onnx")
+        self.input_scale = float(meta["edge_digits.input_scale"])
+        self.input_zero_point = int(meta["edge_digits.input_zero_point"])
+        self.output_scale = float(meta["edge_digits.output_scale"])
+        self.output_zero_point = int(meta["edge_digits.output_zero_point"])
+        self._input = self._session.get_inputs()[0].name
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: x})[0].reshape(len(x), -1)
+
+
+def _verify(model: bytes, onnx_path: Path, count: int, cache_dir: Path | None) -> OnnxVerification:
+    from edge_digits.data import load_mnist
+    from edge_digits.runtime import Classifier
+
+    _, _, x, y = load_mnist(cache_dir)
+    x, y = x[:count], y[:count]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(model)
+        reference = Classifier(path, backend="litert").predict_raw(x)
+    out = Classifier(onnx_path, backend="onnxruntime").predict_raw(x)
+    diff = np.abs(out.astype(np.int32) - reference.astype(np.int32))
+    return OnnxVerification(count, float(np.mean(out.argmax(1) == y)), float(np.mean(reference.argmax(1) == y)),
+                            float(np.mean(np.all(diff == 0, axis=1))), int(diff.max()) if diff.size else 0)
+
+
+def export_onnx(model_path: Path, out_dir: Path, calibration: int = 500, verify: int = 200,
+                cache_dir: Path | None = None) -> OnnxResult:
+    """Write ``out_dir/model.onnx`` and a manifest, checked against LiteRT on ``verify`` MNIST test images."""
+    from edge_digits.convert import load_model_bytes
+
+    model, origin = load_model_bytes(Path(model_path), calibration, cache_dir)
+    data = tflite_to_onnx(model)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx = _require("onnx")
+    ops = collections.Counter(node.op_type for node in onnx.load_from_string(data).graph.node)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:  # verify before the file takes its final name
+        staged = Path(tmp) / "model.onnx"
+        staged.write_bytes(data)
+        verification = _verify(model, staged, verify, cache_dir) if verify else None
+    atomic_write_bytes(out_dir / "model.onnx", data)
+    manifest = {
+        "source_model": str(model_path), "source_kind": origin, "format": "onnx", "opset": OPSET,
+        "onnx_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+        "tflite_sha256": hashlib.sha256(model).hexdigest(), "ops": dict(sorted(ops.items())),
+        "quantization": {k: float(v) for k, v in zip(_META, _quant(model))},
+        "verification": verification.__dict__ if verification else None,
+        "files": ["model.onnx", "manifest.json"],
+    }
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    return OnnxResult(out_dir, manifest["files"], manifest, verification)
+
+
+def _quant(model: bytes) -> tuple[float, int, float, int]:
+    from edge_digits.convert import summarize_model
+
+    s = summarize_model(model)
+    return s.inputs[0].scale, s.inputs[0].zero_point, s.outputs[0].scale, s.outputs[0].zero_point
+
+
+__all__ = ["OnnxError", "OnnxResult", "OnnxSession", "OnnxVerification", "export_onnx", "tflite_to_onnx"]
