@@ -200,6 +200,28 @@ def best_trial(trials: list[TrialResult]) -> TrialResult | None:
     return max(done, key=lambda t: (t.val_accuracy, -t.flash_bytes, -t.number)) if done else None
 
 
+def _open_study(name: str, url: str, sampler_seed: int | None, attempts: int = 6):
+    """Create or load the study. Workers that start together on a new database race to create its tables
+    (PostgreSQL answers one of them with a unique-key violation); the loser waits a moment and loads."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(study_name=name, storage=url, load_if_exists=True,
+                                       directions=["maximize", "minimize"], sampler=_sampler(sampler_seed))
+        except SQLAlchemyError as exc:
+            racing = "IntegrityError" in type(exc).__name__ and attempt + 1 < attempts
+            if racing:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            raise TuneError(f"cannot open the study in {_redact(url)}: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        except (ImportError, ValueError) as exc:  # no driver for the URL, or a URL SQLAlchemy cannot parse
+            raise TuneError(f"cannot open the study in {_redact(url)}: {type(exc).__name__}: {exc}") from exc
+    raise TuneError(f"cannot open the study in {_redact(url)} after {attempts} attempts")
+
+
 def _judge(trial, budget: Budget, flash: int, arena: int, macs: int) -> bool:
     """Record the trial's constraints and whether it meets the budget (once per trial: Optuna keeps the
     first constraint value it is given)."""
@@ -242,13 +264,7 @@ def run_tune(base: str, out: Path, trials: int, budget: Budget, epochs: int | No
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
-        study = optuna.create_study(study_name=study_name, storage=url, load_if_exists=True,
-                                    directions=["maximize", "minimize"],
-                                    sampler=_sampler(sampler_seed))
-    except Exception as exc:  # SQLAlchemy and driver errors: the URL, server or driver is wrong
-        raise TuneError(f"cannot open the study in {_redact(url)}: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    study = _open_study(study_name, url, sampler_seed)
     start = base_params(base_recipe) if include_base else None
     if start is not None and not study.trials:
         study.enqueue_trial(start, user_attrs={"enqueued": f"base recipe {base_recipe.name}"}, skip_if_exists=True)

@@ -168,3 +168,32 @@ def test_two_workers_share_one_study_on_postgresql(postgres_url: str, tiny_base:
     assert len(last["trials"]) == 4 and last["storage"].startswith("postgresql://edge@127.0.0.1:")
     assert "study shared: " in outputs[0] and "study shared: " in outputs[1]
     np.testing.assert_array_equal(sorted(len(o) > 0 for o in outputs), [True, True])
+
+
+def test_workers_opening_a_new_database_at_once_all_get_the_study(postgres_url: str) -> None:
+    """Table creation races on a fresh database (a unique-key violation for the loser); all must get in."""
+    import threading
+
+    import psycopg
+
+    from edge_digits.tune import _open_study
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE race")
+    url = postgres_url.rsplit("/", 1)[0] + "/race"
+    barrier, studies, errors = threading.Barrier(6), [], []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            studies.append(_open_study("raced", url, None))
+        except Exception as exc:  # noqa: BLE001 (collected and asserted below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(studies) == 6
+    assert len({s._study_id for s in studies}) == 1
