@@ -151,7 +151,8 @@ def pareto(points: list[tuple[int, float | None, bool]], front: list[tuple[int, 
         ax.scatter([f / 1024 for f, _ in trained], [100 * a for _, a in trained], s=18, label="trial")
     if front:
         xs, ys = zip(*sorted(front))
-        ax.plot([x / 1024 for x in xs], [100 * y for y in ys], "-o", color="C3", ms=5, label="Pareto front")
+        ax.plot([x / 1024 for x in xs], [100 * y for y in ys], "-o", color="C3", ms=5,
+                label="Pareto front (accuracy, flash, arena, MACs)")
     lo = min([100 * a for _, a in trained], default=90.0)
     if over:
         ax.scatter([f / 1024 for f in over], [lo] * len(over), marker="x", color="grey", label="over budget")

@@ -1,4 +1,4 @@
-"""Constrained architecture search: Optuna's TPE sampler over micro-shaped int8 CNNs under device budgets.
+"""Constrained search: Optuna's TPE sampler over micro-shaped int8 CNNs and their training, under device budgets.
 
 Every trial is measured as it would ship: its int8 .tflite bytes (flash), the TFLM arena it needs and its
 MACs. Before training they are measured on the untrained network (a lower bound: the converter stores
@@ -27,6 +27,7 @@ from edge_digits.recipe import Recipe, RecipeError, read_recipe_data, recipe_fro
 FILTERS = {"c1": (4, 6, 8, 10, 12), "c2": (8, 12, 16, 20, 24), "c3": (0, 8, 12, 16, 24, 32),
            "c5": (0, 16, 24, 32), "c4": (24, 32, 40, 48, 64)}
 LEARNING_RATE = (0.002, 0.012)
+TRAINING = {"label_smoothing": (0.0, 0.05, 0.1), "l2": (0.0, 1e-5, 1e-4)}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]i?[bB]?|[bB])?\s*$")
 
 
@@ -127,7 +128,8 @@ def base_params(recipe: Recipe) -> dict[str, Any] | None:
     c5 = convs[-2] if after == 2 else 0
     params = {"c1": convs[0], "c2": convs[1], "c3": c3, "c5": c5, "c4": convs[-1],
               "learning_rate": recipe.training.learning_rate}
-    if any(params[k] not in FILTERS[k] for k in FILTERS):
+    params.update({k: getattr(recipe.training, k) for k in TRAINING})
+    if any(params[k] not in choices for k, choices in (*FILTERS.items(), *TRAINING.items())):
         return None
     if not LEARNING_RATE[0] <= params["learning_rate"] <= LEARNING_RATE[1]:
         return None
@@ -139,7 +141,8 @@ def trial_recipe(base: dict[str, Any], params: dict[str, Any], name: str) -> dic
     """The base recipe's training, augmentation and QAT with the trial's layers and learning rate."""
     data = {"name": name, "description": f"found by edge-digits tune: {params}", "layers": space_layers(params)}
     data.update({k: v for k, v in base.items() if k not in ("layers", "name", "description")})
-    data["training"] = dict(base.get("training") or {}, learning_rate=float(params["learning_rate"]))
+    data["training"] = dict(base.get("training") or {}, learning_rate=float(params["learning_rate"]),
+                            **{k: params[k] for k in TRAINING if k in params})
     return data
 
 
@@ -273,6 +276,7 @@ def run_tune(base: str, out: Path, trials: int, budget: Budget, epochs: int | No
     def objective(trial) -> tuple[float, float]:
         params = {k: trial.suggest_categorical(k, v) for k, v in FILTERS.items()}
         params["learning_rate"] = trial.suggest_float("learning_rate", *LEARNING_RATE, log=True)
+        params.update({k: trial.suggest_categorical(k, v) for k, v in TRAINING.items()})
         recipe = recipe_from_dict(trial_recipe(base_dict, params, f"{base_recipe.name}-t{trial.number}"))
         flash, arena, macs = measure_shape(recipe, calibration)
         for key, value in (("flash_bytes", flash), ("arena_bytes", arena), ("macs", macs), ("host", host)):
@@ -315,15 +319,16 @@ def report_markdown(result: TuneResult) -> str:
              f"Budgets: flash {_kb(b.max_flash)}, arena {_kb(b.max_arena)}, "
              f"MACs {b.max_macs if b.max_macs else '-'}. Score: int8 TFLite accuracy on the validation split; "
              "test accuracy only reported.", ""]
-    header = ["| trial | c1 | c2 | c3 | c5 | c4 | lr | flash | arena | MACs | val int8 | test int8 | s |",
-              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    header = ["| trial | c1 | c2 | c3 | c5 | c4 | lr | smoothing | l2 | flash | arena | MACs | val int8 | test int8 | s |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 
     def row(t: TrialResult) -> str:
         p = t.params
         acc = lambda v: "-" if v is None else f"{v:.2%}"  # noqa: E731
         mark = "" if t.feasible else " (over budget)" if t.flash_bytes is not None else f" ({t.state.lower()})"
         return (f"| {t.number}{mark} | {p.get('c1', '-')} | {p.get('c2', '-')} | {p.get('c3', '-')} | "
-                f"{p.get('c5', '-')} | {p.get('c4', '-')} | {p.get('learning_rate', 0):.4f} | {_kb(t.flash_bytes)} | "
+                f"{p.get('c5', '-')} | {p.get('c4', '-')} | {p.get('learning_rate', 0):.4f} | "
+                f"{p.get('label_smoothing', '-')} | {p.get('l2', '-')} | {_kb(t.flash_bytes)} | "
                 f"{_kb(t.arena_bytes)} | {t.macs if t.macs is not None else '-'} | {acc(t.val_accuracy)} | "
                 f"{acc(t.test_accuracy)} | {t.seconds if t.seconds is not None else '-'} |")
 

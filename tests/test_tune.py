@@ -44,7 +44,8 @@ def test_sizes_parse_as_flash_and_ram_are_sized() -> None:
 def test_micro_is_a_point_of_the_search_space() -> None:
     micro = load_recipe("micro")
     params = base_params(micro)
-    assert params == {"c1": 8, "c2": 16, "c3": 16, "c5": 0, "c4": 48, "learning_rate": 0.006}
+    assert params == {"c1": 8, "c2": 16, "c3": 16, "c5": 0, "c4": 48, "learning_rate": 0.006, "label_smoothing": 0.0,
+                      "l2": 0.0}
     assert load_recipe("standard").layers != micro.layers and base_params(load_recipe("standard")) is None
     assert [layer["type"] for layer in space_layers(dict(params, c3=0, c5=24))] == [
         "conv", "maxpool", "conv", "maxpool", "conv", "conv", "maxpool", "flatten", "dense"]
