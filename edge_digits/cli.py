@@ -34,6 +34,7 @@ def data() -> None:
     """Fetch, inspect and preview the MNIST dataset (kept as verified IDX files)."""
 
 
+# runtime.BACKENDS, spelled out so that `--help` does not import the runtime (and numpy).
 _BACKENDS = ["auto", "litert", "tflite-runtime", "tensorflow", "tflm", "onnxruntime"]
 
 _cache_option = click.option(

@@ -140,8 +140,10 @@ def export_onnx(model_path: Path, out_dir: Path, calibration: int = 500, verify:
     data = tflite_to_onnx(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    onnx = _require("onnx")
-    ops = collections.Counter(node.op_type for node in onnx.load_from_string(data).graph.node)
+    proto = _require("onnx").load_from_string(data)
+    ops = collections.Counter(node.op_type for node in proto.graph.node)
+    quantization = {p.key.removeprefix("edge_digits."): float(p.value) for p in proto.metadata_props
+                    if p.key.startswith("edge_digits.")}
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:  # verify before the file takes its final name
         staged = Path(tmp) / "model.onnx"
         staged.write_bytes(data)
@@ -151,19 +153,12 @@ def export_onnx(model_path: Path, out_dir: Path, calibration: int = 500, verify:
         "source_model": str(model_path), "source_kind": origin, "format": "onnx", "opset": OPSET,
         "onnx_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
         "tflite_sha256": hashlib.sha256(model).hexdigest(), "ops": dict(sorted(ops.items())),
-        "quantization": {k: float(v) for k, v in zip(_META, _quant(model))},
+        "quantization": quantization,
         "verification": verification.__dict__ if verification else None,
         "files": ["model.onnx", "manifest.json"],
     }
     atomic_write_json(out_dir / "manifest.json", manifest)
     return OnnxResult(out_dir, manifest["files"], manifest, verification)
-
-
-def _quant(model: bytes) -> tuple[float, int, float, int]:
-    from edge_digits.convert import summarize_model
-
-    s = summarize_model(model)
-    return s.inputs[0].scale, s.inputs[0].zero_point, s.outputs[0].scale, s.outputs[0].zero_point
 
 
 __all__ = ["OnnxError", "OnnxResult", "OnnxSession", "OnnxVerification", "export_onnx", "tflite_to_onnx"]

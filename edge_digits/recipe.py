@@ -315,18 +315,20 @@ def read_recipe_data(name_or_path: str, seen: tuple[Path, ...] = ()) -> dict[str
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or "base" not in data:
+    if not isinstance(data, dict):
+        return data
+    data.setdefault("name", path.stem)
+    if "base" not in data:
         return data
     base = data.pop("base")
     if not isinstance(base, str):
         raise RecipeError(f"'base' in {path} must be a recipe name or path, not {base!r}")
     beside = path.parent / base
     parent = read_recipe_data(str(beside) if beside.suffix in (".yaml", ".yml") else base, (*seen, path))
-    data.setdefault("name", path.stem)
     return _merge(parent, data)
 
 
 def load_recipe(name_or_path: str) -> Recipe:
     """Read and validate a recipe by name or path; ``base: NAME`` starts from another recipe and changes
     only what the file says (how the model-lab variants of ``micro`` are written)."""
-    return recipe_from_dict(read_recipe_data(name_or_path), find_recipe(name_or_path).stem)
+    return recipe_from_dict(read_recipe_data(name_or_path))

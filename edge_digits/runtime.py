@@ -3,8 +3,9 @@
 The interpreter comes from ai-edge-litert, else tflite-runtime, else
 ``tensorflow.lite`` (the same API under three names), or from the TFLM
 reference runtime with ``backend="tflm"``; an ``.onnx`` export runs in
-onnxruntime (``backend="onnxruntime"``, chosen by ``auto`` for ``.onnx`` files). Every model takes 28x28 images as
-pixel/255 (white ink on black); int8 models get their input quantized here.
+onnxruntime (``backend="onnxruntime"``, which ``auto`` picks for ``.onnx``
+files). Every model takes 28x28 images as pixel/255 (white ink on black);
+int8 models get their input quantized here.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ the same recipe without it. TensorFlow is imported only inside the functions tha
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import zlib
 from pathlib import Path
@@ -57,12 +56,14 @@ def teacher_tflite(spec: str) -> bytes:
     if path.suffix == ".tflite":
         return path.read_bytes()
     if path.suffix in (".keras", ".h5"):
-        tf, keras = _tf()
+        from edge_digits.train import to_tflite_float
+
+        _, keras = _tf()
         try:
             model = keras.models.load_model(str(path), compile=False)
         except (OSError, ValueError) as exc:
             raise TeacherError(f"cannot load the Keras teacher {path}: {exc}") from exc
-        return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        return to_tflite_float(model)
     raise TeacherError(f"teacher {path} is neither .tflite, .keras nor .h5")
 
 
@@ -71,55 +72,52 @@ class TeacherLogits:
 
     The logits are the dequantized input of the model's final SOFTMAX (kept readable with
     ``experimental_preserve_all_tensors``); a model without a final softmax gives its outputs as they are.
-    One interpreter per thread, because tf.data calls this from several threads at once.
+    One interpreter per thread, because tf.data calls this from several threads at once; each finds its
+    tensors and their quantization once, not per batch.
     """
 
     def __init__(self, model: bytes) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="edge-digits-teacher-")
-        self.path = Path(self._dir.name) / "teacher.tflite"
-        self.path.write_bytes(model)
+        self._model = model
         self._local = threading.local()
-        self._interpreter()
-        self.from_softmax = bool(self._local.softmax)
+        self.from_softmax = self._state().softmax
 
-    def _interpreter(self):
-        interp = getattr(self._local, "interp", None)
-        if interp is not None:
-            return interp
+    def _state(self):
+        local = self._local
+        if getattr(local, "interp", None) is not None:
+            return local
         import warnings
 
         from ai_edge_litert.interpreter import Interpreter
 
         with warnings.catch_warnings():  # it warns that preserving tensors costs memory: a few KB here
             warnings.simplefilter("ignore", UserWarning)
-            interp = Interpreter(model_path=str(self.path), experimental_preserve_all_tensors=True)
-        ops = interp._get_ops_details()
+            interp = Interpreter(model_content=self._model, experimental_preserve_all_tensors=True)
         out_index = interp.get_output_details()[0]["index"]
-        last = [op for op in ops if out_index in op["outputs"]]
-        if last and last[0]["op_name"] == "SOFTMAX":
-            self._local.logits_index, self._local.softmax = int(last[0]["inputs"][0]), True
-        else:
-            self._local.logits_index, self._local.softmax = out_index, False
-        self._local.interp, self._local.batch = interp, 0
-        return interp
+        last = [op for op in interp._get_ops_details() if out_index in op["outputs"]]
+        local.softmax = bool(last) and last[0]["op_name"] == "SOFTMAX"
+        local.logits = int(last[0]["inputs"][0]) if local.softmax else out_index
+        local.input = interp.get_input_details()[0]
+        local.logits_quant = next(d for d in interp.get_tensor_details() if d["index"] == local.logits)["quantization"]
+        local.interp, local.batch = interp, 0
+        return local
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        interp = self._interpreter()
-        local = self._local
-        inp = interp.get_input_details()[0]
+        from edge_digits.tflm import quantize_images
+
+        local = self._state()
+        interp, inp = local.interp, local.input
         if local.batch != len(images):
             interp.resize_tensor_input(inp["index"], [len(images), 28, 28, 1])
             interp.allocate_tensors()
             local.batch = len(images)
-        x = images.astype(np.float32)[..., None] / np.float32(255.0)
         if inp["dtype"] == np.int8:
-            scale, zero = inp["quantization"]
-            x = np.clip(np.round(x / np.float32(scale)) + zero, -128, 127).astype(np.int8)
+            x = quantize_images(images, *inp["quantization"])[..., None]
+        else:
+            x = images.astype(np.float32)[..., None] / np.float32(255.0)
         interp.set_tensor(inp["index"], x)
         interp.invoke()
-        raw = interp.get_tensor(local.logits_index).reshape(len(images), -1)
-        detail = next(d for d in interp.get_tensor_details() if d["index"] == local.logits_index)
-        scale, zero = detail["quantization"]
+        raw = interp.get_tensor(local.logits).reshape(len(images), -1)
+        scale, zero = local.logits_quant
         out = (raw.astype(np.float32) - zero) * np.float32(scale) if raw.dtype == np.int8 else \
             raw.astype(np.float32)
         if not local.softmax:
@@ -218,19 +216,13 @@ def weight_sparsity(model: bytes) -> float:
     """Fraction of zero int8 weights over the weight tensors of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED."""
     from ai_edge_litert.interpreter import Interpreter
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.tflite"
-        path.write_bytes(model)
-        interp = Interpreter(model_path=str(path))
-        interp.allocate_tensors()
-        indices = {int(op["inputs"][1]) for op in interp._get_ops_details()
-                   if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")}
-        zeros = total = 0
-        for index in indices:
-            values = interp.get_tensor(index)
-            zeros += int(np.count_nonzero(values == 0))
-            total += int(values.size)
-    return zeros / total if total else 0.0
+    interp = Interpreter(model_content=model)
+    interp.allocate_tensors()
+    indices = {int(op["inputs"][1]) for op in interp._get_ops_details()
+               if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")}
+    weights = [interp.get_tensor(index) for index in indices]
+    total = sum(w.size for w in weights)
+    return sum(int(np.count_nonzero(w == 0)) for w in weights) / total if total else 0.0
 
 
 def compressed_bytes(model: bytes) -> int:

@@ -184,9 +184,14 @@ def _result(trial) -> TrialResult:
                        a.get("test_accuracy"), a.get("seconds"), a.get("host", ""), a.get("run_dir", ""))
 
 
+def _scored(trials: list[TrialResult]) -> list[TrialResult]:
+    """Trials that met the budget and were trained and scored."""
+    return [t for t in trials if t.feasible and t.val_accuracy is not None]
+
+
 def pareto_front(trials: list[TrialResult]) -> list[TrialResult]:
     """Feasible trained trials that no other beats on validation accuracy, flash, arena and MACs at once."""
-    done = [t for t in trials if t.feasible and t.val_accuracy is not None]
+    done = _scored(trials)
 
     def dominates(a: TrialResult, b: TrialResult) -> bool:
         ka = (-a.val_accuracy, a.flash_bytes, a.arena_bytes, a.macs)
@@ -199,7 +204,7 @@ def pareto_front(trials: list[TrialResult]) -> list[TrialResult]:
 
 def best_trial(trials: list[TrialResult]) -> TrialResult | None:
     """The feasible trial with the highest validation accuracy; fewer flash bytes break ties."""
-    done = [t for t in trials if t.feasible and t.val_accuracy is not None]
+    done = _scored(trials)
     return max(done, key=lambda t: (t.val_accuracy, -t.flash_bytes, -t.number)) if done else None
 
 
