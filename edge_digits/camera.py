@@ -41,6 +41,7 @@ class FrameSource(ABC):
 
     name: str = "source"
     want_display: bool = False  # set by the run loop when an annotated view is wanted
+    live: bool = True           # frames follow each other in time (the page is tracked, readings settle)
 
     def open(self) -> None:
         """Acquire the device or file; raise CameraError when it does not exist."""
@@ -234,7 +235,12 @@ def expand_images(pattern: str | os.PathLike[str]) -> list[Path]:
 
 
 class ImageFilesSource(FrameSource):
-    """Still images, from a file, a folder or a glob; an unreadable file raises FrameError and is skipped."""
+    """Still images, from a file, a folder or a glob; an unreadable file raises FrameError and is skipped.
+
+    Not ``live``: each file is its own scene, read once (no page tracking or settling across files).
+    """
+
+    live = False
 
     def __init__(self, pattern: str | os.PathLike[str]) -> None:
         self.pattern = str(pattern)

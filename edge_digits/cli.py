@@ -152,6 +152,30 @@ def train_cmd(recipe_name: str, out: Path, seed: int, resume: bool, epochs: int 
     click.echo(f"test accuracy: float {acc['float_keras']:.2%}{qat}, int8 TFLite {acc['int8_tflite']:.2%}")
 
 
+@main.command("train-reject")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for reject_int8.tflite, report.json and report.md.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Makes the run repeatable.")
+@click.option("--positives", type=click.IntRange(100, 55000), default=50000, show_default=True,
+              help="MNIST training digits to learn from.")
+@click.option("--negatives", type=click.IntRange(100, 1000000), default=50000, show_default=True,
+              help="Generated glyphs that are not digits.")
+@click.option("--epochs", type=click.IntRange(1, 200), default=12, show_default=True)
+def train_reject_cmd(out: Path, seed: int, positives: int, negatives: int, epochs: int) -> None:
+    """Train the rejection model that drops glyphs which are not handwritten digits (needs [train])."""
+    try:
+        from edge_digits.reject_train import RejectConfig, train_reject
+    except ImportError as exc:
+        raise EdgeDigitsError(f"training needs the train extra: pip install 'edge-digits[train]' ({exc})") from exc
+    result = train_reject(out, RejectConfig(positives=positives, negatives=negatives, epochs=epochs, seed=seed))
+    t = result.report["test"]
+    for name in ("normal", "strict"):
+        r = t[name]
+        click.echo(f"{name}: threshold {r['threshold']}, rejection precision {r['rejection_precision']:.2%}, "
+                   f"recall {r['rejection_recall']:.2%}, digits kept {r['digits_kept']:.2%}")
+    click.echo(f"wrote {out / 'reject_int8.tflite'} and {out / 'report.md'}")
+
+
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     from edge_digits.tune import TuneError, parse_bytes
 
@@ -671,6 +695,19 @@ _model_options = [
 ]
 
 
+def _page_options(f: Callable[..., None]) -> Callable[..., None]:
+    """Add --page, --reject and --stable (how a camera scene is read) to a command."""
+    f = click.option("--stable", type=(click.IntRange(1, 100), click.IntRange(1, 100)), default=(2, 3),
+                     show_default=True, metavar="K N",
+                     help="Live sources: a string is settled when read in K of the last N frames.")(f)
+    f = click.option("--reject", default="auto", show_default=True, metavar="auto|off|MODEL",
+                     help="Drop glyphs that are not digits: the bundled rejection model, none, or a .tflite "
+                          "from train-reject.")(f)
+    return click.option("--page", default="auto", show_default=True, metavar="auto|off|x0,y0,...,x3,y3",
+                        help="Read only the sheet of paper: find and track it, the whole frame, or a fixed "
+                             "mount's page corners in frame pixels.")(f)
+
+
 def _with_model_options(f: Callable[..., None]) -> Callable[..., None]:
     """Add --model, --backend and --threads to a command."""
     for option in reversed(_model_options):
@@ -708,21 +745,36 @@ def _classifier(model: Path | None, backend: str, threads: int) -> DigitClassifi
               help="Write the annotated frames as a video (.avi or .mp4).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (q or Esc ends the run).")
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
+@_page_options
 @_with_model_options
 @_with_power_options
 def run(camera: str | None, video: Path | None, images: str | None, rotate: str, as_json: bool, log: Path | None,
-        save_frames: Path | None, save_video: Path | None, show: bool, max_frames: int | None,
-        model: Path | None, backend: str, threads: int, power_meter: str, i2c_bus: int, i2c_address: int,
-        shunt_ohms: float) -> None:
-    """Read handwritten digits from a camera, a video or images (no source, no camera: the demo clip)."""
+        save_frames: Path | None, save_video: Path | None, show: bool, max_frames: int | None, page: str,
+        reject: str, stable: tuple[int, int], model: Path | None, backend: str, threads: int, power_meter: str,
+        i2c_bus: int, i2c_address: int, shunt_ohms: float) -> None:
+    """Read handwritten digits from a camera, a video or images (no source, no camera: the demo clip).
+
+    On a camera or a video the printed and drawn reading is the settled one
+    (strings read in K of the last N frames); --json keeps each frame's own
+    lines and adds stable_lines.
+    """
     import json
 
     from edge_digits import camera as cam
-    from edge_digits.reader import ReaderError, RunOptions
-    from edge_digits.reader import run as run_reader
+    from edge_digits.page import PageError, parse_page
+    from edge_digits.reader import ReaderError, make_rejector
+    from edge_digits.runloop import RunOptions
+    from edge_digits.runloop import run as run_reader
 
     if sum(x is not None for x in (camera, video, images)) > 1:
         raise click.UsageError("give at most one of --camera, --video and --images")
+    try:
+        page_mode = parse_page(page)
+    except PageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--page") from exc
+    k, n = stable
+    if not 1 <= k <= n:
+        raise click.BadParameter(f"K must be between 1 and N, not {k} {n}", param_hint="--stable")
     try:
         spec = (cam.parse_camera(camera) if camera is not None
                 else cam.SourceSpec("video", str(video)) if video is not None
@@ -731,6 +783,10 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
     except cam.CameraError as exc:
         raise EdgeDigitsError(str(exc)) from exc
     clf = _classifier(model, backend, threads)
+    try:
+        rejector = make_rejector(reject, backend)
+    except ReaderError as exc:
+        raise EdgeDigitsError(str(exc)) from exc
     click.echo(f"source: {source.name}", err=True)
 
     def on_frame(record: dict[str, object]) -> None:
@@ -740,17 +796,19 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
             t = record["timings_ms"]
             total = sum(t.values()) if isinstance(t, dict) else 0.0
             digits = record["digits"]
-            n = len(digits) if isinstance(digits, list) else 0
-            lines = record["lines"]
+            count = len(digits) if isinstance(digits, list) else 0
+            lines = record.get("stable_lines", record["lines"])
             shown = " ".join(lines) if isinstance(lines, list) else ""
-            click.echo(f"frame {record['frame']}: {shown or '(no digits)'}  [{n} digits, {total:.1f} ms]")
+            click.echo(f"frame {record['frame']}: {shown or '(no digits)'}  [{count} digits, {total:.1f} ms]")
 
-    options = RunOptions(rotate=int(rotate) if rotate != "auto" else "auto", max_frames=max_frames, log=log,
-                         save_frames=save_frames, save_video=save_video, show=show)
+    options = RunOptions(rotate=int(rotate) if rotate != "auto" else "auto", page=page_mode, stable_k=k,
+                         stable_n=n, max_frames=max_frames, log=log, save_frames=save_frames,
+                         save_video=save_video, show=show)
     meter = _open_meter(power_meter, i2c_bus, i2c_address, shunt_ohms)
     try:
         summary = run_reader(source, clf, options, on_frame=on_frame,
-                             on_warning=lambda msg: click.echo(f"warning: {msg}", err=True), meter=meter)
+                             on_warning=lambda msg: click.echo(f"warning: {msg}", err=True), meter=meter,
+                             rejector=rejector)
     except cam.CameraError as exc:
         found = ", ".join(cam.list_cameras()) or "no cameras"
         raise EdgeDigitsError(f"{exc}\nsources here: {found}; --video FILE; --images PATH_OR_GLOB; "
@@ -764,8 +822,15 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
     click.echo(f"{end}: {summary.frames} frames, {summary.digits} digits, {summary.fps:.1f} FPS, "
                f"{summary.skipped} skipped, {summary.camera_failures} camera failures", err=True)
     if summary.digit_accuracy is not None:
+        settled = f", settled reading {summary.stable_accuracy:.1%}" if summary.stable_accuracy is not None else ""
         click.echo(f"accuracy against the demo truth: {summary.digit_accuracy:.1%} of "
-                   f"{summary.truth_digits} digits", err=True)
+                   f"{summary.truth_digits} digits per frame{settled}", err=True)
+    if summary.phantoms_per_blank_frame is not None:
+        click.echo(f"phantom digits: {summary.phantom_digits} on {summary.blank_frames} frames of a blank sheet "
+                   f"({summary.phantoms_per_blank_frame:.2f} per frame)", err=True)
+    if page_mode == "auto":
+        click.echo(f"page: found in {summary.pages_found} of {summary.frames} frames, "
+                   f"{summary.page_detections} full searches", err=True)
     if summary.mean_power_w is not None:
         click.echo(f"power: {summary.mean_power_w:.3f} W mean over {summary.power_readings} frames", err=True)
     if summary.log:
@@ -777,18 +842,30 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
 @click.option("--rotate", type=click.Choice(["truth", "auto"]), default="truth", show_default=True,
               help="Turn each photo by its truth.json rotate_cw, or let the reader find the orientation.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--page", default="auto", show_default=True, metavar="auto|off",
+              help="Find the page in each frame, or read the whole frame.")
+@click.option("--reject", default="auto", show_default=True, metavar="auto|off|MODEL",
+              help="Drop glyphs that are not digits (the bundled rejection model), or not.")
 @_with_model_options
-def eval_photos(folder: Path | None, rotate: str, as_json: bool, model: Path | None, backend: str,
-                threads: int) -> None:
-    """Read the real photos in FOLDER (default: shared/data/photos) and score them against truth.json."""
+def eval_photos(folder: Path | None, rotate: str, as_json: bool, page: str, reject: str, model: Path | None,
+                backend: str, threads: int) -> None:
+    """Read the frames in FOLDER (default: shared/data/photos) and score them against its truth.json.
+
+    Any folder with a truth.json works (composed scenes too): digit accuracy,
+    exact lines, phantom digits on frames whose truth has no lines, and page
+    corners where the truth gives them.
+    """
     import json
 
     from edge_digits import photos
+    from edge_digits.page import PageError, parse_page
+    from edge_digits.reader import ReaderError, make_rejector
 
     clf = _classifier(model, backend, threads)
     try:
-        result = photos.evaluate_photos(clf, folder, rotate=rotate)
-    except photos.PhotoError as exc:
+        result = photos.evaluate_photos(clf, folder, rotate=rotate, page=parse_page(page),
+                                        rejector=make_rejector(reject, backend))
+    except (photos.PhotoError, PageError, ReaderError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
@@ -802,9 +879,84 @@ def eval_photos(folder: Path | None, rotate: str, as_json: bool, model: Path | N
         for r in s.read[len(s.truth):]:
             click.echo(f"    {'(none)':<16} {r}   <- extra line")
     goal = "met" if result.meets_goal else "not met"
-    click.echo(f"total: digits {result.digit_accuracy:.1%} ({result.digits - result.errors}/{result.digits}), "
-               f"lines {result.line_accuracy:.1%} ({result.lines_exact}/{result.lines}); goal "
-               f">= {photos.GOAL_DIGITS:.0%} digits and >= {photos.GOAL_LINES:.0%} lines: {goal}")
+    if result.digits:
+        click.echo(f"total: digits {result.digit_accuracy:.1%} ({result.digits - result.errors}/{result.digits}), "
+                   f"lines {result.line_accuracy:.1%} ({result.lines_exact}/{result.lines}); goal "
+                   f">= {photos.GOAL_DIGITS:.0%} digits and >= {photos.GOAL_LINES:.0%} lines: {goal}")
+    if result.phantoms_per_blank_frame is not None:
+        click.echo(f"phantom digits: {result.phantom_digits} on {result.blank_frames} blank frames "
+                   f"({result.phantoms_per_blank_frame:.2f} per frame)")
+    if result.pages_checked:
+        click.echo(f"page corners within 3% of the diagonal: {result.pages_matched}/{result.pages_checked}")
+
+
+@main.command("eval-scenes")
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--reject", default="auto", show_default=True, metavar="auto|off|MODEL",
+              help="Drop glyphs that are not digits (the bundled rejection model), or not.")
+@_with_model_options
+def eval_scenes(folder: Path | None, as_json: bool, reject: str, model: Path | None, backend: str,
+                threads: int) -> None:
+    """Page finding and digits read on uncropped frames with the page cut out by a person (NAME_page.png).
+
+    Default FOLDER: shared/data/scenes. The true corners come from matching
+    the crop into its frame (SIFT, RANSAC homography); a found corner must lie
+    within 3% of the page diagonal. Every digit read counts (these sheets
+    hold writing that is not handwritten digits).
+    """
+    import json
+
+    import cv2
+
+    from edge_digits import scenes
+    from edge_digits.reader import FrameReader, ReaderError, make_rejector
+
+    clf = _classifier(model, backend, threads)
+    try:
+        pages = scenes.evaluate_pages(folder)
+        reader = FrameReader(clf, "auto", "auto", make_rejector(reject, backend))
+    except (scenes.SceneError, ReaderError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    counts = {}
+    for item in pages.scenes:
+        reader.reset()
+        frame = cv2.imread(str(Path(pages.folder) / item.image), cv2.IMREAD_COLOR)
+        counts[item.image] = len(reader.read(frame).digits)
+    data = pages.as_dict()
+    data["digits_read"] = counts
+    data["digits_per_frame"] = round(sum(counts.values()) / max(1, len(counts)), 2)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for item in pages.scenes:
+        err = "no page found" if item.error is None else f"corner error {item.error:.1%} of the diagonal"
+        click.echo(f"{item.image}: {err}{'' if item.ok else '   <- off'}; {counts[item.image]} digits read")
+    click.echo(f"pages matched: {pages.matched}/{len(pages.scenes)} (corners within {scenes.CORNER_GOAL:.0%}); "
+               f"digits read per frame: {data['digits_per_frame']}")
+
+
+@main.command("compose-scenes")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the frames and their truth.json.")
+@click.option("--kind", type=click.Choice(["photos", "mnist", "blank"]), default="photos", show_default=True,
+              help="Pages to place: the shared photos, sheets of MNIST test digits, or blank sheets.")
+@click.option("--count", type=click.IntRange(1, 10000), default=40, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--backgrounds", default=None, metavar="FOLDER|generated",
+              help="Scene frames to use as backgrounds (default: shared/data/scenes), or generated desks.")
+@click.option("--tilt", type=click.FloatRange(0, 60), default=30.0, show_default=True,
+              help="Largest perspective tilt of a page, in degrees.")
+def compose_scenes(out: Path, kind: str, count: int, seed: int, backgrounds: str | None, tilt: float) -> None:
+    """Compose camera frames with known digits: pages warped into real clutter (for eval-photos)."""
+    from edge_digits import photos, scenes
+
+    try:
+        path = scenes.compose_set(out, kind, count, seed, Path(backgrounds) if backgrounds else None,
+                                  tilt_deg=tilt)
+    except (scenes.SceneError, photos.PhotoError, OSError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    click.echo(f"wrote {count} frames and truth.json to {path}")
 
 
 @main.command("serve")

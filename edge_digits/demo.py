@@ -1,10 +1,13 @@
-"""The generated demo clip: sheets of MNIST test digits on paper as a hand-held camera sees them.
+"""The generated demo clip: sheets of MNIST test digits on a cluttered desk as a hand-held camera sees them.
 
 Each sheet holds a few lines of MNIST *test* digits written in dark ink on
-off-white paper; every frame shows it through a slightly moving perspective,
-with uneven light and a soft shadow, lens blur and sensor noise. Everything
-is drawn from one seed, so the clip (and its truth, which lets the demo print
-its accuracy) is the same on every machine.
+off-white paper, lying on a desk among clutter (wood grain, cloth, a
+keyboard, printed matter, often a second sheet without digits); the last
+sheet is blank, so the demo counts phantom digits too. Every frame shows
+the desk through a slightly moving perspective, with uneven light and a soft
+shadow, lens blur and sensor noise. Everything is drawn from one seed, so the
+clip (and its truth, which lets the demo print its accuracy) is the same on
+every machine.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from edge_digits import clutter
 
 PAPER = (1000, 720)  # width, height of a sheet in paper pixels
 
@@ -68,28 +73,40 @@ def render_sheet(rng: np.random.Generator, digits: np.ndarray, labels: np.ndarra
 class DemoClip:
     """A deterministic clip: ``frame(i)`` renders frame i, ``truth(i)`` its digit strings."""
 
-    def __init__(self, seed: int = 0, size: tuple[int, int] = (640, 480), sheets: int = 3,
-                 frames_per_sheet: int = 20, digits: np.ndarray | None = None,
-                 labels: np.ndarray | None = None) -> None:
+    def __init__(self, seed: int = 0, size: tuple[int, int] = (640, 480), sheets: int = 4,
+                 frames_per_sheet: int = 15, digits: np.ndarray | None = None,
+                 labels: np.ndarray | None = None, blank_last: bool = True) -> None:
         if digits is None or labels is None:
             digits, labels = _load_test_digits()
         self.seed = seed
         self.size = size
         self.frames_per_sheet = frames_per_sheet
         rng = np.random.default_rng(seed)
-        self.sheets = [render_sheet(rng, digits, labels) for _ in range(sheets)]
+        written = sheets - 1 if blank_last and sheets > 1 else sheets
+        self.sheets = [render_sheet(rng, digits, labels) for _ in range(written)]
+        if written < sheets:
+            self.sheets.append(DemoSheet(clutter.blank_sheet(rng, PAPER), []))
         self._poses = [self._pose(rng) for _ in range(sheets)]
+        self._desks = [self._desk(rng) for _ in range(sheets)]
 
-    def _pose(self, rng: np.random.Generator) -> np.ndarray:
-        """Where the page corners land in the frame (a gentle perspective)."""
+    def _desk(self, rng: np.random.Generator) -> np.ndarray:
+        """The clutter a sheet lies on: a desk, and on every other one a second sheet of printed text."""
         fw, fh = self.size
-        pw = fw * rng.uniform(0.82, 0.92)
-        ph = pw * PAPER[1] / PAPER[0]
-        cx, cy = fw / 2 + rng.uniform(-15, 15), fh / 2 + rng.uniform(-10, 10)
-        quad = np.array([[cx - pw / 2, cy - ph / 2], [cx + pw / 2, cy - ph / 2],
-                         [cx + pw / 2, cy + ph / 2], [cx - pw / 2, cy + ph / 2]], np.float32)
-        quad += rng.uniform(-0.04, 0.04, (4, 2)).astype(np.float32) * np.float32([pw, ph])
-        return quad
+        desk = clutter.desk(rng, (fh, fw))
+        if rng.random() < 0.5:
+            other = clutter.printed_text(rng, (PAPER[1] // 2, PAPER[0] // 2), paper=(232, 232, 228))
+            quad = self._pose(rng, area=(0.15, 0.25))
+            oh, ow = other.shape[:2]
+            m = cv2.getPerspectiveTransform(np.float32([[0, 0], [ow, 0], [ow, oh], [0, oh]]), quad)
+            cv2.warpPerspective(other, m, (fw, fh), dst=desk, flags=cv2.INTER_AREA,
+                                borderMode=cv2.BORDER_TRANSPARENT)
+        return desk
+
+    def _pose(self, rng: np.random.Generator, area: tuple[float, float] = (0.3, 0.5)) -> np.ndarray:
+        """Where the page corners land in the frame: a third to a half of it, a gentle perspective."""
+        from edge_digits.scenes import place
+
+        return place(rng, PAPER, self.size, area, tilt_deg=20.0)
 
     def __len__(self) -> int:
         return len(self.sheets) * self.frames_per_sheet
@@ -105,8 +122,7 @@ class DemoClip:
         quad = self._poses[sheet_i] + rng.normal(0, 1.5, (4, 2)).astype(np.float32)
         src = np.float32([[0, 0], [PAPER[0], 0], [PAPER[0], PAPER[1]], [0, PAPER[1]]])
         m = cv2.getPerspectiveTransform(src, quad)
-        table = np.empty((fh, fw, 3), np.uint8)
-        table[:] = (70, 95, 120)
+        table = self._desks[sheet_i].copy()
         frame = cv2.warpPerspective(self.sheets[sheet_i].paper, m, (fw, fh), dst=table,
                                     flags=cv2.INTER_AREA, borderMode=cv2.BORDER_TRANSPARENT)
         step = 4  # light varies slowly: compute it on a coarse grid, then scale up

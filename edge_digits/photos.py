@@ -1,8 +1,12 @@
-"""Accuracy of the whole camera path on real photos of handwritten digit strings.
+"""Accuracy of the whole camera path on a folder of frames with a ``truth.json``: photos, composed scenes.
 
-A folder holds images and a ``truth.json`` (per image: ``rotate_cw`` and the
-digit ``lines`` in reading order). Each photo is read as a camera frame would
-be; its lines are compared with the truth line by line. Digit accuracy counts
+A folder holds images and a ``truth.json`` (per image: the digit ``lines``
+in reading order; optionally ``rotate_cw``, and ``page``, the page corners
+in frame pixels). Each frame is read as a camera frame would be (page
+found, glyphs rejected, as ``run`` does); its lines are compared with the
+truth line by line. A frame whose truth has ``"lines": []`` counts every
+digit read as a phantom; with ``page`` truth, the found page's corners are
+checked too. Digit accuracy counts
 a digit right unless an edit (substitution, deletion, insertion) is needed
 for it: ``1 - edit_distance / digits``, summed over lines, so a split or
 merged digit costs what it should. A line is exact when the strings are equal.
@@ -16,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 
-from edge_digits.reader import DigitClassifier, read_frame
+from edge_digits.page import Quad, corner_error
+from edge_digits.reader import DigitClassifier, FrameReader
+from edge_digits.reject import Rejector
 from edge_digits.scoring import score_lines
 
 GOAL_DIGITS = 0.97
@@ -46,6 +53,8 @@ class SheetResult:
     digits: int
     errors: int
     lines_exact: int
+    page_error: float | None = None
+    page_found: bool | None = None
 
     @property
     def digit_accuracy(self) -> float:
@@ -63,6 +72,28 @@ class PhotoEvaluation:
     folder: str
     rotate: str
     sheets: list[SheetResult] = field(default_factory=list)
+    page: str = "auto"
+    reject: bool = True
+
+    @property
+    def blank_frames(self) -> int:
+        return sum(1 for s in self.sheets if not s.truth)
+
+    @property
+    def phantom_digits(self) -> int:
+        return sum(len("".join(s.read)) for s in self.sheets if not s.truth)
+
+    @property
+    def phantoms_per_blank_frame(self) -> float | None:
+        return self.phantom_digits / self.blank_frames if self.blank_frames else None
+
+    @property
+    def pages_checked(self) -> int:
+        return sum(1 for s in self.sheets if s.page_found is not None)
+
+    @property
+    def pages_matched(self) -> int:
+        return sum(1 for s in self.sheets if s.page_error is not None and s.page_error <= 0.03)
 
     @property
     def digits(self) -> int:
@@ -70,7 +101,7 @@ class PhotoEvaluation:
 
     @property
     def errors(self) -> int:
-        return sum(s.errors for s in self.sheets)
+        return sum(s.errors for s in self.sheets if s.truth)
 
     @property
     def lines(self) -> int:
@@ -98,9 +129,14 @@ class PhotoEvaluation:
             "digits": self.digits, "digit_errors": self.errors, "digit_accuracy": round(self.digit_accuracy, 4),
             "lines": self.lines, "lines_exact": self.lines_exact, "line_accuracy": round(self.line_accuracy, 4),
             "goal": {"digit_accuracy": GOAL_DIGITS, "line_accuracy": GOAL_LINES, "met": self.meets_goal},
+            "page": self.page, "reject": self.reject, "blank_frames": self.blank_frames,
+            "phantom_digits": self.phantom_digits, "phantoms_per_blank_frame": self.phantoms_per_blank_frame,
+            "pages_checked": self.pages_checked, "pages_matched": self.pages_matched,
             "sheets": [{"image": s.image, "truth": s.truth, "read": s.read, "digits": s.digits,
                         "digit_errors": s.errors, "digit_accuracy": round(s.digit_accuracy, 4),
-                        "lines_exact": s.lines_exact, "lines": len(s.truth)} for s in self.sheets],
+                        "lines_exact": s.lines_exact, "lines": len(s.truth),
+                        "page_error": None if s.page_error is None else round(s.page_error, 4)}
+                       for s in self.sheets],
         }
 
 
@@ -112,7 +148,7 @@ def load_truth(folder: Path) -> list[dict[str, object]]:
     try:
         items = json.loads(path.read_text())["items"]
         for it in items:
-            _ = (str(it["image"]), int(it["rotate_cw"]), [str(s) for s in it["lines"]])
+            _ = (str(it["image"]), int(it.get("rotate_cw", 0)), [str(s) for s in it["lines"]])
     except (ValueError, KeyError, TypeError) as exc:
         raise PhotoError(f"{path} is not a valid truth file: {exc}") from exc
     return items
@@ -124,24 +160,33 @@ def score_sheet(image: str, truth: list[str], read: list[str]) -> SheetResult:
     return SheetResult(image, truth, read, score.digits, score.errors, score.lines_exact)
 
 
-def evaluate_photos(classifier: DigitClassifier, folder: Path | None = None,
-                    rotate: str = "truth") -> PhotoEvaluation:
-    """Read every photo listed in ``truth.json`` and score it.
+def evaluate_photos(classifier: DigitClassifier, folder: Path | None = None, rotate: str = "truth",
+                    page: str | Quad = "auto", rejector: Rejector | None = None) -> PhotoEvaluation:
+    """Read every frame listed in ``truth.json`` and score it.
 
     ``rotate="truth"`` turns each photo by its ``rotate_cw`` (what ``--rotate N``
     does on a camera); ``"auto"`` lets the reader find the orientation itself.
+    ``page`` and ``rejector`` are as for ``run`` (each frame is its own scene).
     """
     if rotate not in ("truth", "auto"):
         raise ValueError(f"rotate must be 'truth' or 'auto', not {rotate!r}")
     folder = Path(folder) if folder is not None else default_photos_dir()
     items = load_truth(folder)
-    result = PhotoEvaluation(str(folder), rotate)
+    result = PhotoEvaluation(str(folder), rotate, page=page if isinstance(page, str) else "fixed",
+                             reject=rejector is not None)
+    reader = FrameReader(classifier, 0, page, rejector)
     for it in items:
         path = folder / str(it["image"])
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if frame is None:
             raise PhotoError(f"cannot read image {path}")
-        rot: int | str = "auto" if rotate == "auto" else int(it["rotate_cw"])
-        reading = read_frame(frame, classifier, rotate=rot)
-        result.sheets.append(score_sheet(str(it["image"]), [str(s) for s in it["lines"]], reading.lines))
+        reader.rotate = "auto" if rotate == "auto" else int(it.get("rotate_cw", 0))
+        reader.reset()
+        reading = reader.read(frame)
+        sheet = score_sheet(str(it["image"]), [str(s) for s in it["lines"]], reading.lines)
+        if "page" in it:
+            truth = Quad(np.float32(it["page"]).reshape(4, 2))
+            sheet.page_found = reading.page is not None
+            sheet.page_error = corner_error(reading.page, truth) if reading.page is not None else None
+        result.sheets.append(sheet)
     return result

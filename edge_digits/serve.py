@@ -100,7 +100,7 @@ def load_page_reader(model: Path, backend: str = "auto", threads: int = 1) -> Pa
 
     It has its own interpreter because it runs in a worker thread beside the batcher's.
     """
-    from edge_digits.reader import PageReader as CameraPageReader
+    from edge_digits.read_api import PageReader as CameraPageReader
     from edge_digits.runtime import Classifier
 
     return CameraPageReader(Classifier(model, backend=backend, threads=threads))

@@ -119,3 +119,11 @@ def classifier():
     from edge_digits.runtime import Classifier
 
     return Classifier(bundled_model("standard"))
+
+
+@pytest.fixture(scope="session")
+def rejector():
+    """The bundled rejection model with its calibrated thresholds, as ``run`` uses it."""
+    from edge_digits.reject import load_rejector
+
+    return load_rejector()

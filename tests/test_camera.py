@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_digits import camera as cam
-from edge_digits.reader import RunOptions, run
+from edge_digits.runloop import RunOptions, run
 
 
 class FakePicamera2:
@@ -232,7 +232,7 @@ def test_picamera2_annotated_view_is_drawn_on_the_main_stream(fake_picamera2: ty
     summary = run(src, classifier, RunOptions(max_frames=2, save_frames=tmp_path, rotate=90))
     assert summary.frames == 2
     saved = cv2.imread(str(tmp_path / "frame000000.png"))
-    assert saved.shape == (640, 480, 3)  # main stream, turned 90 degrees like the analysed frame
+    assert saved.shape == (480, 640, 3)  # main stream as the camera gives it: boxes are drawn in frame pixels
 
 
 class GlitchyVideo:

@@ -358,7 +358,7 @@ def test_read_a_real_photo_as_the_camera_path_does(server: Server, model_path: P
     import cv2
 
     from edge_digits import photos
-    from edge_digits.reader import page_answer
+    from edge_digits.read_api import page_answer
     from edge_digits.runtime import Classifier
 
     folder = photos.default_photos_dir()

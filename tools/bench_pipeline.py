@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cv2.setNumThreads(1)
     from edge_digits.demo import DemoClip
-    from edge_digits.reader import draw_reading, load_classifier, read_frame
+    from edge_digits.reader import load_classifier, read_frame
+    from edge_digits.runloop import draw_reading
 
     clf = load_classifier(args.model, backend=args.backend, threads=1)
     clip = DemoClip(seed=args.seed, sheets=3)

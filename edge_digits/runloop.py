@@ -1,0 +1,482 @@
+"""The run loop of ``edge-digits run``: frames from a source, read, settled, logged, drawn, summarised.
+
+Each frame goes through :class:`reader.FrameReader` (page tracking,
+rejection); on a live source (camera, video, demo clip) the printed and
+drawn reading is the settled one, :class:`StableLines`: the strings seen in
+``k`` of the last ``n`` frames. Logs and outputs are flushed and closed
+however the run ends.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_digits.camera import CameraError, FrameError, FrameSource
+from edge_digits.fileio import atomic_write_bytes
+from edge_digits.page import Quad
+from edge_digits.power import PowerMeter, PowerMeterError
+from edge_digits.reader import DigitClassifier, FrameReader, FrameReading, ReaderError
+from edge_digits.reject import Rejector
+from edge_digits.scoring import score_lines
+
+STABLE_K, STABLE_N = 2, 3   # a line settles on a string read in 2 of its last 3 frames (docs/benchmarks.md)
+
+
+@dataclass
+class _Track:
+    """One line of writing followed across frames: where it is, what it read lately, what it settled on."""
+
+    cy: float
+    x: float
+    height: float
+    recent: deque[str | None]
+    settled: str | None = None
+
+
+class StableLines:
+    """The settled reading of a live source, line by line.
+
+    Lines are followed across frames by where they are (centre height and
+    left end, in frame pixels). A line's reading settles on a string once
+    that string was read in at least ``k`` of its last ``n`` frames, and keeps
+    it until another string does (so one misread frame changes nothing); a
+    line not seen in ``n`` frames is forgotten. Settled lines come in reading
+    order, top to bottom.
+
+    >>> s = StableLines(2, 3)
+    >>> [s.push(["68994"], [(10.0, 0.0, 20.0)]) for _ in range(2)][-1]
+    ['68994']
+    >>> s.push(["67994"], [(11.0, 1.0, 20.0)])
+    ['68994']
+    """
+
+    def __init__(self, k: int = STABLE_K, n: int = STABLE_N) -> None:
+        if not 1 <= k <= n:
+            raise ValueError(f"a settled reading needs 1 <= k <= n, not k={k}, n={n}")
+        self.k, self.n = k, n
+        self._tracks: list[_Track] = []
+
+    def _match(self, cy: float, x: float, h: float, taken: set[int]) -> _Track | None:
+        best, best_d = None, 0.0
+        for i, t in enumerate(self._tracks):
+            if i in taken:
+                continue
+            dy, dx = abs(cy - t.cy), abs(x - t.x)
+            if dy < 0.6 * max(h, t.height) and dx < 2.5 * max(h, t.height) and (best is None or dy < best_d):
+                best, best_d = t, dy
+        return best
+
+    def push(self, lines: list[str], positions: list[tuple[float, float, float]]) -> list[str]:
+        """Add one frame's lines (each with its centre y, left x and height in the frame); the settled lines."""
+        taken: set[int] = set()
+        for text, (cy, x, h) in zip(lines, positions):
+            track = self._match(cy, x, h, taken)
+            if track is None:
+                track = _Track(cy, x, h, deque(maxlen=self.n))
+                self._tracks.append(track)
+            taken.add(self._tracks.index(track))
+            track.cy, track.x, track.height = cy, x, h
+            track.recent.append(text)
+        for i, t in enumerate(self._tracks):
+            if i not in taken:
+                t.recent.append(None)
+        self._tracks = [t for t in self._tracks if any(r is not None for r in t.recent)]
+        for t in self._tracks:
+            counts: dict[str, int] = {}
+            for r in t.recent:
+                if r is not None:
+                    counts[r] = counts.get(r, 0) + 1
+            top = max(counts, key=lambda r: counts[r])
+            if counts[top] >= self.k:
+                t.settled = top
+        shown = sorted((t for t in self._tracks if t.settled is not None), key=lambda t: (t.cy, t.x))
+        return [str(t.settled) for t in shown]
+
+
+def line_positions(reading: FrameReading) -> list[tuple[float, float, float]]:
+    """Each line's centre height, left end and height in the source frame, for following it across frames."""
+    boxes: dict[int, list[tuple[int, int, int, int]]] = {}
+    for d in reading.digits:
+        b = d.frame_box or d.box
+        boxes.setdefault(d.line, []).append((b.x, b.y, b.x2, b.y2))
+    out = []
+    for i in sorted(boxes):
+        a = np.array(boxes[i], np.float32)
+        h = float(np.median(a[:, 3] - a[:, 1]))
+        out.append((float(np.median((a[:, 1] + a[:, 3]) / 2)), float(a[:, 0].min()), h))
+    return out
+
+
+LOG_FIELDS = ("frame", "time", "capture_ms", "page_ms", "preprocess_ms", "segmentation_ms", "rejection_ms",
+              "inference_ms", "drawing_ms", "digits", "rejected", "lines", "stable_lines", "power_w")
+
+
+class FrameLog:
+    """Per-frame timings as JSON Lines or CSV (by suffix), flushed after every row so Ctrl-C leaves a valid file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in (".jsonl", ".csv"):
+            raise ReaderError(f"--log must end in .jsonl or .csv, not {self.path.name}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "w", newline="", encoding="utf-8")
+        self._csv = None
+        if suffix == ".csv":
+            self._csv = csv.DictWriter(self._file, fieldnames=LOG_FIELDS)
+            self._csv.writeheader()
+            self._file.flush()
+
+    def write(self, row: dict[str, object]) -> None:
+        if self._csv is not None:
+            self._csv.writerow(row)
+        else:
+            self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
+def draw_reading(image: np.ndarray, reading: FrameReading, fps: float, box_scale: float = 1.0,
+                 stable: list[str] | None = None) -> np.ndarray:
+    """The source frame with the page outline, each digit's box and class, the settled strings and the
+    current FPS, drawn on a BGR copy.
+
+    Boxes are the digits' ``frame_box`` (source frame pixels); ``box_scale``
+    maps them onto a larger display frame (picamera2's ``main`` stream).
+    """
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3].copy()
+    scale = max(0.4, min(out.shape[:2]) / 800)
+    if reading.page is not None:
+        quad = np.round(reading.page.corners * box_scale).astype(np.int32)
+        cv2.polylines(out, [quad], True, (255, 160, 0), 2)
+    for d in reading.digits:
+        b = d.frame_box or d.box
+        x, y, x2, y2 = (int(round(v * box_scale)) for v in (b.x, b.y, b.x2, b.y2))
+        colour = (0, 170, 0) if d.confidence >= 0.8 else (0, 140, 255)
+        cv2.rectangle(out, (x, y), (x2, y2), colour, 1 if box_scale < 1.5 else 2)
+        cv2.putText(out, str(d.label), (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2)
+    cv2.putText(out, f"{fps:.1f} FPS", (8, int(24 * scale / 0.6)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (0, 0, 255), 2)
+    for i, text in enumerate(stable or []):
+        cv2.putText(out, text, (8, out.shape[0] - 10 - int(i * 30 * scale / 0.6)), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale * 1.2, (255, 0, 255), 2)
+    return out
+
+
+@dataclass
+class RunOptions:
+    """How ``run`` reads, logs and shows; defaults read until the source ends, with no output files."""
+
+    rotate: int | str = 0
+    page: str | Quad = "auto"
+    stable_k: int = STABLE_K
+    stable_n: int = STABLE_N
+    line_filter: bool = True
+    max_frames: int | None = None
+    log: Path | None = None
+    save_frames: Path | None = None
+    save_video: Path | None = None
+    show: bool = False
+    retries: int = 5
+    backoff_s: float = 0.5
+    backoff_max_s: float = 8.0
+
+
+@dataclass
+class RunSummary:
+    """What a run did: frames read and skipped, camera failures, speed, and accuracy where truth is known."""
+
+    source: str
+    backend: str
+    frames: int = 0
+    digits: int = 0
+    skipped: int = 0
+    camera_failures: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+    truth_digits: int = 0
+    truth_errors: int = 0
+    stable_errors: int = 0
+    blank_frames: int = 0
+    phantom_digits: int = 0
+    pages_found: int = 0
+    page_detections: int = 0
+    rejected: int = 0
+    log: str | None = None
+    power_readings: int = 0
+    power_sum_w: float = 0.0
+
+    @property
+    def mean_power_w(self) -> float | None:
+        return self.power_sum_w / self.power_readings if self.power_readings else None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def digit_accuracy(self) -> float | None:
+        return 1.0 - self.truth_errors / self.truth_digits if self.truth_digits else None
+
+    @property
+    def stable_accuracy(self) -> float | None:
+        """Digit accuracy of the settled reading (live sources with truth)."""
+        return 1.0 - self.stable_errors / self.truth_digits if self.truth_digits else None
+
+    @property
+    def phantoms_per_blank_frame(self) -> float | None:
+        return self.phantom_digits / self.blank_frames if self.blank_frames else None
+
+    def as_dict(self) -> dict[str, object]:
+        d = dataclasses.asdict(self)
+        d["fps"] = round(self.fps, 2)
+        d["digit_accuracy"] = self.digit_accuracy
+        d["phantoms_per_blank_frame"] = self.phantoms_per_blank_frame
+        d["stable_accuracy"] = self.stable_accuracy
+        d["mean_power_w"] = self.mean_power_w
+        return d
+
+
+class _Outputs:
+    """The optional annotated outputs of a run: window, video file, PNG frames."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self._video: cv2.VideoWriter | None = None
+        self._video_size = (0, 0)
+        if options.show:
+            try:
+                cv2.namedWindow("edge-digits", cv2.WINDOW_NORMAL)
+            except cv2.error as exc:
+                raise ReaderError("--show needs OpenCV with a GUI (pip install opencv-python, "
+                                  "not opencv-python-headless) and a display") from exc
+
+    @property
+    def wanted(self) -> bool:
+        o = self.options
+        return o.show or o.save_video is not None or o.save_frames is not None
+
+    def write(self, index: int, view: np.ndarray) -> None:
+        o = self.options
+        if o.save_frames is not None:
+            ok, png = cv2.imencode(".png", view)
+            if ok:
+                atomic_write_bytes(Path(o.save_frames) / f"frame{index:06d}.png", png.tobytes())
+        if o.save_video is not None:
+            if self._video is None:
+                path = Path(o.save_video)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
+                self._video_size = (view.shape[1], view.shape[0])
+                self._video = cv2.VideoWriter(str(path), fourcc, 15.0, self._video_size)
+                if not self._video.isOpened():
+                    raise ReaderError(f"cannot write video {path} (use .avi or .mp4)")
+            if (view.shape[1], view.shape[0]) != self._video_size:
+                view = cv2.resize(view, self._video_size)
+            self._video.write(view)
+        if o.show:
+            cv2.imshow("edge-digits", view)
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                raise KeyboardInterrupt
+
+    def close(self) -> None:
+        if self._video is not None:
+            self._video.release()
+            self._video = None
+        if self.options.show:
+            cv2.destroyAllWindows()
+
+
+_STAGES = ("capture", "page", "preprocess", "segmentation", "rejection", "inference", "drawing")
+
+
+class _Reconnect:
+    """Back-off state for a failing camera: doubling waits, reset by every good frame."""
+
+    def __init__(self, options: RunOptions, sleep: Callable[[float], None], warn: Callable[[str], None]) -> None:
+        self.options, self.sleep, self.warn = options, sleep, warn
+        self.failures, self.wait = 0, options.backoff_s
+
+    def good_frame(self) -> None:
+        self.failures, self.wait = 0, self.options.backoff_s
+
+    def failed(self, source: FrameSource, exc: CameraError) -> None:
+        """Close, wait, reopen; raise CameraError once ``retries`` failures came in a row."""
+        self.failures += 1
+        if self.failures > self.options.retries:
+            raise CameraError(f"{source.name} failed {self.failures} times in a row, giving up: {exc}") from exc
+        self.warn(f"{exc}; reopening in {self.wait:.1f} s (retry {self.failures}/{self.options.retries})")
+        source.close()
+        self.sleep(self.wait)
+        self.wait = min(self.wait * 2, self.options.backoff_max_s)
+        try:
+            source.open()
+        except CameraError as reopen_exc:
+            self.warn(f"reopening {source.name} failed: {reopen_exc}")
+
+
+def _annotated(source: FrameSource, frame: np.ndarray, reading: FrameReading, fps: float,
+               stable: list[str] | None) -> np.ndarray:
+    """The annotated view: on the source's display stream when it has one, else on the frame itself."""
+    display = source.display
+    base = display if display is not None else frame
+    return draw_reading(base, reading, fps, base.shape[1] / frame.shape[1], stable)
+
+
+def _record(source: FrameSource, index: int, now: float, reading: FrameReading,
+            timings: dict[str, float], stable: list[str] | None) -> dict[str, object]:
+    record: dict[str, object] = {
+        "source": source.name, "frame": index, "time": round(now, 3), "rotation": reading.rotation,
+        "lines": reading.lines, "digits": [d.as_dict() for d in reading.digits],
+        "page": reading.page.as_list() if reading.page is not None else None, "rejected": reading.rejected,
+        "timings_ms": {k: round(v, 3) for k, v in timings.items()}}
+    if stable is not None:
+        record["stable_lines"] = stable
+    return record
+
+
+def _log_row(index: int, now: float, reading: FrameReading, timings: dict[str, float],
+             power_w: float | None, stable: list[str] | None) -> dict[str, object]:
+    return {"frame": index, "time": round(now, 3),
+            **{f"{k}_ms": round(timings.get(k, 0.0), 3) for k in _STAGES},
+            "digits": len(reading.digits), "rejected": reading.rejected, "lines": " ".join(reading.lines),
+            "stable_lines": " ".join(stable) if stable is not None else "",
+            "power_w": None if power_w is None else round(power_w, 4)}
+
+
+class _PowerReadings:
+    """One power reading per frame from an optional meter; a meter that fails is warned about once, then left."""
+
+    def __init__(self, meter: PowerMeter | None, warn: Callable[[str], None]) -> None:
+        self.meter, self.warn = meter, warn
+
+    def read(self) -> float | None:
+        if self.meter is None:
+            return None
+        try:
+            return float(self.meter.read_watts())
+        except (PowerMeterError, OSError) as exc:
+            self.warn(f"power meter {self.meter.name} failed, the run goes on without it: {exc}")
+            self.meter = None
+            return None
+
+
+def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = RunOptions(),
+        on_frame: Callable[[dict[str, object]], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep, meter: PowerMeter | None = None,
+        rejector: Rejector | None = None) -> RunSummary:
+    """Read frames from ``source`` until it ends, ``max_frames`` or Ctrl-C; returns what happened.
+
+    Each frame is read by a :class:`reader.FrameReader` (the page found and
+    tracked as ``options.page`` says, glyphs dropped by ``rejector``);
+    ``on_frame`` gets its record (source, frame, time, lines, digits with
+    boxes in frame pixels, page outline, per-stage timings and, on a live
+    source, ``stable_lines``). Image files are read one by one: no tracking
+    and no settling across files. On the demo clip a sheet whose truth is
+    empty counts every digit read as a phantom. A bad frame is
+    skipped with a warning; a failing camera is closed and reopened with
+    doubling back-off, up to ``retries`` failures in a row. Logs and outputs
+    are flushed and closed however the run ends, Ctrl-C included. With a
+    power ``meter``, each frame's record and log row carry ``power_w``, read
+    as the frame ends.
+    """
+    warn = on_warning or (lambda msg: None)
+    power = _PowerReadings(meter, warn)
+    summary = RunSummary(source.name, str(getattr(classifier, "backend", type(classifier).__name__)))
+    log = FrameLog(options.log) if options.log is not None else None
+    summary.log = str(options.log) if options.log is not None else None
+    outputs = _Outputs(options)
+    reconnect = _Reconnect(options, sleep, warn)
+    truth_of = getattr(source, "truth", None)
+    live = bool(getattr(source, "live", True))
+    reader = FrameReader(classifier, options.rotate, options.page, rejector, options.line_filter)
+    settle = StableLines(options.stable_k, options.stable_n) if live else None
+    fps = 0.0
+    start = time.perf_counter()
+    source.want_display = outputs.wanted
+    try:
+        source.open()
+        while options.max_frames is None or summary.frames < options.max_frames:
+            t0 = time.perf_counter()
+            try:
+                frame = source.read()
+            except FrameError as exc:
+                summary.skipped += 1
+                warn(f"skipped a frame: {exc}")
+                continue
+            except CameraError as exc:
+                summary.camera_failures += 1
+                reconnect.failed(source, exc)
+                continue
+            if frame is None:
+                break
+            reconnect.good_frame()
+            index = summary.frames
+            t1 = time.perf_counter()
+            if not live:
+                reader.reset()
+            reading = reader.read(frame)
+            stable = settle.push(reading.lines, line_positions(reading)) if settle is not None else None
+            t2 = time.perf_counter()
+            if outputs.wanted:
+                outputs.write(index, _annotated(source, frame, reading, fps, stable))
+            t3 = time.perf_counter()
+            fps = 1.0 / max(t3 - t0, 1e-9) if fps == 0 else 0.9 * fps + 0.1 / max(t3 - t0, 1e-9)
+            timings = {"capture": (t1 - t0) * 1e3, **reading.timings_ms, "drawing": (t3 - t2) * 1e3}
+            now = time.time()
+            power_w = power.read()
+            record = _record(source, index, now, reading, timings, stable)
+            if meter is not None:
+                record["power_w"] = None if power_w is None else round(power_w, 4)
+            if power_w is not None:
+                summary.power_readings += 1
+                summary.power_sum_w += power_w
+            if callable(truth_of):
+                truth = truth_of(index)
+                score = score_lines(truth, reading.lines)
+                record["truth"] = truth
+                if truth:
+                    summary.truth_digits += score.digits
+                    summary.truth_errors += score.errors
+                    if stable is not None:
+                        summary.stable_errors += score_lines(truth, stable).errors
+                else:
+                    summary.blank_frames += 1
+                    summary.phantom_digits += len(reading.digits)
+            if log is not None:
+                log.write(_log_row(index, now, reading, timings, power_w, stable))
+            summary.frames += 1
+            summary.digits += len(reading.digits)
+            summary.rejected += reading.rejected
+            summary.pages_found += reading.page is not None
+            if on_frame is not None:
+                on_frame(record)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        summary.seconds = time.perf_counter() - start
+        summary.page_detections = reader.tracker.detections
+        source.close()
+        outputs.close()
+        if log is not None:
+            log.close()
+    return summary
+
+
