@@ -947,13 +947,16 @@ def eval_scenes(folder: Path | None, as_json: bool, reject: str, model: Path | N
               help="Scene frames to use as backgrounds (default: shared/data/scenes), or generated desks.")
 @click.option("--tilt", type=click.FloatRange(0, 60), default=30.0, show_default=True,
               help="Largest perspective tilt of a page, in degrees.")
-def compose_scenes(out: Path, kind: str, count: int, seed: int, backgrounds: str | None, tilt: float) -> None:
+@click.option("--size", type=(click.IntRange(64, 8192), click.IntRange(64, 8192)), default=(640, 480),
+              show_default=True, metavar="W H", help="Frame size in pixels.")
+def compose_scenes(out: Path, kind: str, count: int, seed: int, backgrounds: str | None, tilt: float,
+                   size: tuple[int, int]) -> None:
     """Compose camera frames with known digits: pages warped into real clutter (for eval-photos)."""
     from edge_digits import photos, scenes
 
     try:
         path = scenes.compose_set(out, kind, count, seed, Path(backgrounds) if backgrounds else None,
-                                  tilt_deg=tilt)
+                                  tilt_deg=tilt, size=size)
     except (scenes.SceneError, photos.PhotoError, OSError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
     click.echo(f"wrote {count} frames and truth.json to {path}")

@@ -124,18 +124,25 @@ def map_points(h: np.ndarray, points: np.ndarray) -> np.ndarray:
     return cv2.perspectiveTransform(np.asarray(points, np.float32).reshape(-1, 1, 2), h).reshape(-1, 2)
 
 
-def _line_through(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    return np.cross(np.append(p, 1.0), np.append(q, 1.0))
+Line = tuple[float, float, float]
 
 
-def _intersect(l1: np.ndarray, l2: np.ndarray) -> np.ndarray | None:
-    x = np.cross(l1, l2)
-    if abs(x[2]) < 1e-9:
+def _line_through(p: np.ndarray, q: np.ndarray) -> Line:
+    """The line a*x + b*y + c = 0 through two points (homogeneous cross product, in plain floats)."""
+    px, py, qx, qy = float(p[0]), float(p[1]), float(q[0]), float(q[1])
+    return (py - qy, qx - px, px * qy - py * qx)
+
+
+def _intersect(l1: Line, l2: Line) -> np.ndarray | None:
+    a1, b1, c1 = l1
+    a2, b2, c2 = l2
+    d = a1 * b2 - a2 * b1
+    if abs(d) < 1e-9:
         return None
-    return x[:2] / x[2]
+    return np.array([(b1 * c2 - b2 * c1) / d, (a2 * c1 - a1 * c2) / d])
 
 
-def _fit_side(points: np.ndarray, p: np.ndarray, q: np.ndarray, tol: float) -> np.ndarray:
+def _fit_side(points: np.ndarray, p: np.ndarray, q: np.ndarray, tol: float) -> Line:
     """The line through the outline points within ``tol`` of side p-q (least squares), else the side itself."""
     d = q - p
     length = float(np.hypot(*d))
@@ -166,6 +173,14 @@ def _region_iou(region: np.ndarray, quad: np.ndarray) -> float:
     return inter / union if union else 0.0
 
 
+def _region_fill(region: np.ndarray, quad: np.ndarray) -> float:
+    """Share of a quadrilateral (clipped to the frame) that a region mask covers."""
+    q = np.zeros_like(region)
+    cv2.fillConvexPoly(q, np.round(quad).astype(np.int32), 1)
+    area = cv2.countNonZero(q)
+    return cv2.countNonZero(q & region) / area if area else 0.0
+
+
 def _quad_from_sides(sides: list[tuple[int, np.ndarray, np.ndarray]], shape: tuple[int, int]) -> np.ndarray | None:
     """The quadrilateral bounded by four sides taken in order around an outline, if it is a plausible page."""
     h, w = shape
@@ -183,41 +198,44 @@ def _quad_from_sides(sides: list[tuple[int, np.ndarray, np.ndarray]], shape: tup
 
 
 def side_steps(light: np.ndarray, quad: np.ndarray, samples: int = 12) -> np.ndarray:
-    """Per side, the mean brightness step from just outside to just inside (points outside the frame skipped)."""
+    """Per side, the mean brightness step from just outside to just inside (points outside the frame skipped;
+    a side wholly outside the frame counts as a clear step, since nothing there holds against it)."""
     h, w = light.shape
-    centre = quad.mean(axis=0)
+    q = np.asarray(quad, np.float32)
+    d = np.roll(q, -1, axis=0) - q                                   # (4, 2) side vectors
+    n = np.stack([-d[:, 1], d[:, 0]], axis=1) / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)[:, None]
+    inward = np.sign(np.sum((q.mean(axis=0) - q) * n, axis=1))[:, None]
+    n = n * np.where(inward == 0, 1, inward)
+    t = np.linspace(0.1, 0.9, samples, dtype=np.float32)[None, :, None]
+    pts = q[:, None, :] + t * d[:, None, :]                          # (4, samples, 2)
     offset = max(2.0, 0.012 * max(h, w))
-    t = np.linspace(0.1, 0.9, samples, dtype=np.float32)[:, None]
-    steps = np.zeros(4, np.float32)
-    for i in range(4):
-        p, q = quad[i], quad[(i + 1) % 4]
-        d = q - p
-        n = np.array([-d[1], d[0]], np.float32) / max(float(np.hypot(*d)), 1e-6)
-        if np.dot(centre - p, n) < 0:
-            n = -n
-        pts = p + t * d
-        a, b = pts + offset * n, pts - offset * n
-        ok = ((a >= 0) & (a < [w, h]) & (b >= 0) & (b < [w, h])).all(axis=1)
-        if ok.any():
-            ai, bi = a[ok].astype(np.int32), b[ok].astype(np.int32)
-            steps[i] = float(np.mean(light[ai[:, 1], ai[:, 0]].astype(np.float32)
-                                     - light[bi[:, 1], bi[:, 0]].astype(np.float32)))
-        else:
-            steps[i] = 40.0  # a side wholly outside the frame: nothing to hold against it
-    return steps
+    a, b = pts + offset * n[:, None, :], pts - offset * n[:, None, :]
+    ok = ((a >= 0) & (a < [w, h]) & (b >= 0) & (b < [w, h])).all(axis=2)
+    ai, bi = np.clip(a, 0, [w - 1, h - 1]).astype(np.int32), np.clip(b, 0, [w - 1, h - 1]).astype(np.int32)
+    diff = light[ai[..., 1], ai[..., 0]].astype(np.float32) - light[bi[..., 1], bi[..., 0]].astype(np.float32)
+    counted = ok.sum(axis=1)
+    return np.where(counted > 0, (diff * ok).sum(axis=1) / np.maximum(counted, 1), 40.0).astype(np.float32)
+
+
+def quad_merit(region: np.ndarray, quad: np.ndarray, light: np.ndarray) -> float:
+    """How well a quadrilateral outlines a page in a region mask, 0-1: the region fills it, its sides step
+    up into the page (the weakest side may border another bright thing, so it counts less), and the
+    region does not spread far beyond it."""
+    steps = np.sort(side_steps(light, quad))
+    fill = _region_fill(region, quad)
+    return float(fill ** 2 * np.clip(steps[1:].mean() / 30.0, 0.05, 1.0) * np.clip(steps[0] / 15.0, 0.3, 1.0)
+                 * np.sqrt(_region_iou(region, quad)))
 
 
 def fit_quad(contour: np.ndarray, light: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """Four corners of a region's outline and how well they cover it (IoU).
+    """Four corners of a region's outline and their :func:`quad_merit`.
 
     The outline is simplified to a polygon; of its longest sides
     that do not run along the frame's edge (where a page is cut off), the four
-    whose quadrilateral overlaps the region best are the page's sides (a bright
-    patch that touches the page does not pull a side askew). Each side is then
-    refined by a line fit to the outline points near it, and corners are where
-    neighbouring sides meet, also outside the frame. A choice is worth its
-    overlap times how clearly its weakest side steps up into the page, so a
-    patch of light desk merged with the page does not decide a side.
+    with the best merit are the page's sides (a bright patch that touches the
+    page, or a light beam across the desk, does not pull a side askew). Each
+    side is then refined by a line fit to the outline points near it, and
+    corners are where neighbouring sides meet, also outside the frame.
     """
     shape = light.shape
     h, w = shape
@@ -227,7 +245,7 @@ def fit_quad(contour: np.ndarray, light: np.ndarray) -> tuple[np.ndarray, float]
     sides = [s for s in sides if not _on_border(s[1], s[2], w, h)]
     if len(sides) < 4:
         return None
-    sides = sorted(sorted(sides, key=lambda s: -float(np.hypot(*(s[2] - s[1]))))[:8], key=lambda s: s[0])
+    sides = sorted(sorted(sides, key=lambda s: -float(np.hypot(*(s[2] - s[1]))))[:7], key=lambda s: s[0])
     region = np.zeros((h, w), np.uint8)
     cv2.drawContours(region, [contour], -1, 1, cv2.FILLED)
     best: tuple[float, list[tuple[int, np.ndarray, np.ndarray]]] | None = None
@@ -235,7 +253,7 @@ def fit_quad(contour: np.ndarray, light: np.ndarray) -> tuple[np.ndarray, float]
         quad = _quad_from_sides(list(combo), shape)
         if quad is None:
             continue
-        merit = _region_iou(region, quad) * float(np.clip(side_steps(light, quad).min() / 30.0, 0.05, 1.0))
+        merit = quad_merit(region, quad, light)
         if best is None or merit > best[0]:
             best = (merit, list(combo))
     if best is None:
@@ -249,13 +267,17 @@ def fit_quad(contour: np.ndarray, light: np.ndarray) -> tuple[np.ndarray, float]
     quad = _quad_from_sides(best[1], shape)
     assert quad is not None
     refined = np.float32(corners)
-    if cv2.isContourConvex(refined.reshape(-1, 1, 2)) and _region_iou(region, refined) >= _region_iou(region, quad) - 0.01:
-        quad = refined
-    return order_corners(quad), _region_iou(region, quad)
+    merit = best[0]
+    if cv2.isContourConvex(refined.reshape(-1, 1, 2)):
+        refined_merit = quad_merit(region, refined, light)
+        if refined_merit >= merit - 0.01:
+            quad, merit = refined, refined_merit
+    return order_corners(quad), merit
 
 
 def _masks(small: np.ndarray) -> list[np.ndarray]:
-    """Candidate paper masks: bright against the frame (three levels around Otsu's), and low-saturation bright."""
+    """Candidate paper masks: bright against the frame (three levels around Otsu's), low-saturation bright,
+    and the bright ones again where the frame is also smooth (paper beside a keyboard or printed matter)."""
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB) if small.ndim == 3 else None
     light = lab[:, :, 0] if lab is not None else small
     light = cv2.GaussianBlur(light, (5, 5), 0)
@@ -268,6 +290,10 @@ def _masks(small: np.ndarray) -> list[np.ndarray]:
         value = cv2.GaussianBlur(hsv[:, :, 2], (5, 5), 0)
         v_otsu, _ = cv2.threshold(value, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
         out.append(((value > v_otsu) & (chroma < 60)).astype(np.uint8))
+    # paper is smooth between its strokes; a keyboard, printed matter and wood grain are not
+    lap = np.abs(cv2.Laplacian(cv2.GaussianBlur(light, (3, 3), 0), cv2.CV_32F))
+    smooth = cv2.dilate((cv2.blur(lap, (7, 7)) < 2.5).astype(np.uint8), np.ones((7, 7), np.uint8))
+    out += [m & smooth for m in out[:3]]
     return out
 
 
@@ -281,29 +307,14 @@ def _regions(mask: np.ndarray) -> list[np.ndarray]:
     return [c for c in contours if cv2.contourArea(c) > 0.04 * h * w]
 
 
-def _ring_means(light: np.ndarray, quad: np.ndarray, width: int) -> tuple[float, float]:
-    """Mean brightness just inside and just outside the quad's sides (outside the frame is not counted)."""
-    h, w = light.shape
-    inner = np.zeros((h, w), np.uint8)
-    cv2.fillConvexPoly(inner, np.round(quad).astype(np.int32), 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
-    grown, shrunk = cv2.dilate(inner, kernel), cv2.erode(inner, kernel)
-    ring_in, ring_out = (inner > 0) & (shrunk == 0), (grown > 0) & (inner == 0)
-    mean_in = float(light[ring_in].mean()) if ring_in.any() else 0.0
-    mean_out = float(light[ring_out].mean()) if ring_out.any() else mean_in
-    return mean_in, mean_out
-
-
-def _score(quad: np.ndarray, iou: float, light: np.ndarray) -> float:
-    """How page-like a fitted region is: how well it fills its quad, the brightness step at its sides, size."""
+def _score(quad: np.ndarray, merit: float, light: np.ndarray) -> float:
+    """How page-like a fitted region is: its outline's merit, and its size (small pages count less)."""
     h, w = light.shape
     frame_quad = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     inside_area, _ = cv2.intersectConvexConvex(quad, frame_quad)
-    if inside_area < 0.04 * h * w or iou < 0.75:
+    if inside_area < 0.04 * h * w:
         return 0.0
-    mean_in, mean_out = _ring_means(light, quad, max(2, min(h, w) // 50))
-    step = np.clip((mean_in - mean_out) / 40.0, 0.0, 1.0)
-    return float(iou ** 2 * step * np.sqrt(min(1.0, inside_area / (0.5 * h * w))))
+    return float(merit * np.sqrt(min(1.0, inside_area / (0.5 * h * w))))
 
 
 def _all_paper(light: np.ndarray) -> bool:
@@ -335,8 +346,8 @@ def find_page(frame: np.ndarray, min_score: float = 0.25) -> Page | None:
             fitted = fit_quad(contour, light)
             if fitted is None:
                 continue
-            quad, iou = fitted
-            score = _score(quad, iou, light)
+            quad, merit = fitted
+            score = _score(quad, merit, light)
             if best is None or score > best[0]:
                 best = (score, quad)
     if best is None or best[0] < min_score:

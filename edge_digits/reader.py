@@ -102,35 +102,60 @@ class _Classified:
     t_reject: float
 
 
+RESCUE_LINE = 3          # a line with this many digits kept, and most of its glyphs, vouches for the others...
+RESCUE_SHARE = 0.6
+RESCUE_CONFIDENCE = 0.9  # ... that the classifier reads at least this surely, though the rejector doubted them
+
+
+def _line_digits(line: list[Digit], accepted: list[bool], line_filter: bool) -> list[Digit]:
+    """The digits one line keeps: accepted glyphs that look like writing, then rejected glyphs that a line
+    of at least ``RESCUE_LINE`` kept digits, most of the line, vouches for (same height and centre line,
+    read surely). A line of printed or Chinese writing, where the rejector drops most glyphs, vouches
+    for none."""
+    kept = [d for d, a in zip(line, accepted) if a]
+    if line_filter and kept:
+        kept = [d for d, f in zip(kept, writing_like([d.box for d in kept], [d.confidence for d in kept])) if f]
+    if len(kept) < max(RESCUE_LINE, RESCUE_SHARE * len(line)):
+        return kept
+    ids = {id(d) for d in kept}
+    rescued = []
+    for d in line:
+        if id(d) in ids or d.confidence < RESCUE_CONFIDENCE:
+            continue
+        if writing_like([k.box for k in kept] + [d.box], [1.0] * (len(kept) + 1))[-1]:
+            rescued.append(d)
+    if not rescued:
+        return kept
+    keep = ids | {id(d) for d in rescued}
+    return [d for d in line if id(d) in keep]
+
+
 def classify(seg: Segmentation, classifier: DigitClassifier, rejector: Rejector | None = None,
              strict: bool = False, line_filter: bool = True) -> _Classified:
-    """Normalise every glyph, drop what the rejection model says is no digit, classify the rest in one
-    batch, and keep per line only the glyphs that look like writing (:func:`reject.writing_like`)."""
+    """Normalise every glyph and classify them in one batch; drop what the rejection model says is no
+    digit, and keep per line only the glyphs that look like writing (:func:`reject.writing_like`). A
+    glyph the rejector doubted comes back when a line of digits vouches for it (:func:`_line_digits`)."""
     t0 = time.perf_counter()
     batch = normalize_lines(seg)
-    line_of = np.array([i for i, line in enumerate(seg.lines) for _ in line], np.int64)
-    glyphs = seg.glyphs
     t1 = time.perf_counter()
     p_digit = rejector.p_digit(batch) if rejector is not None else None
-    keep = p_digit >= rejector.threshold(strict) if rejector is not None and p_digit is not None \
+    accepted = p_digit >= rejector.threshold(strict) if rejector is not None and p_digit is not None \
         else np.ones(len(batch), bool)
     t2 = time.perf_counter()
-    kept = np.flatnonzero(keep)
-    probs = _softmax_if_needed(classifier.predict(batch[kept])) if len(kept) else np.zeros((0, 10), np.float32)
+    probs = _softmax_if_needed(classifier.predict(batch)) if len(batch) else np.zeros((0, 10), np.float32)
     t3 = time.perf_counter()
-    by_line: dict[int, list[Digit]] = {}
-    for k, p in zip(kept, probs):
-        by_line.setdefault(int(line_of[k]), []).append(
-            Digit(glyphs[k].box, int(p.argmax()), float(p.max()), int(line_of[k]),
-                  p_digit=None if p_digit is None else float(p_digit[k])))
     digits: list[Digit] = []
-    for line in (by_line[i] for i in sorted(by_line)):
-        if line_filter:
-            flags = writing_like([d.box for d in line], [d.confidence for d in line])
-            line = [d for d, f in zip(line, flags) if f]
-        if line:
+    k = 0
+    for glyphs in seg.lines:
+        line = [Digit(g.box, int(probs[k + i].argmax()), float(probs[k + i].max()), 0,
+                      p_digit=None if p_digit is None else float(p_digit[k + i])) for i, g in enumerate(glyphs)]
+        kept = _line_digits(line, [bool(a) for a in accepted[k:k + len(glyphs)]], line_filter)
+        k += len(glyphs)
+        if kept:
             number = len({d.line for d in digits})
-            digits.extend(Digit(d.box, d.label, d.confidence, number, None, d.p_digit) for d in line)
+            for d in kept:
+                d.line = number
+            digits.extend(kept)
     rejected = len(batch) - len(digits)
     return _Classified(digits, batch, rejected, (t1 - t0) * 1e3, (t3 - t2) * 1e3, (t2 - t1) * 1e3)
 

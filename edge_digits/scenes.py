@@ -39,8 +39,9 @@ def default_scenes_dir() -> Path:
 
 def place(rng: np.random.Generator, page_size: tuple[int, int], frame_size: tuple[int, int],
           area: tuple[float, float] = (0.25, 0.6), tilt_deg: float = 30.0) -> np.ndarray:
-    """Where a page's corners land in a frame: ``area`` share of the frame, seen up to ``tilt_deg`` off
-    square (the far side shortened), turned in the plane, and inside the frame."""
+    """Where a page's corners land in a frame: ``area`` share of the frame (less where a page that large
+    would not fit), seen up to ``tilt_deg`` off square (the far side shortened), turned in the plane,
+    and inside the frame."""
     pw, ph = page_size
     fw, fh = frame_size
     share = rng.uniform(*area)
@@ -52,6 +53,8 @@ def place(rng: np.random.Generator, page_size: tuple[int, int], frame_size: tupl
     angle = np.radians(rng.uniform(-25, 25))
     rot = np.float32([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     quad = quad @ rot.T
+    span = quad.max(axis=0) - quad.min(axis=0)
+    quad *= min(1.0, float(np.min(0.97 * np.float32([fw, fh]) / span)))   # the whole page stays in view
     span = quad.max(axis=0) - quad.min(axis=0)
     free = np.maximum(np.float32([fw, fh]) - span, 1)
     offset = rng.uniform(0, 1, 2).astype(np.float32) * free - quad.min(axis=0)
@@ -139,19 +142,19 @@ def _photo_pages(folder: Path) -> list[tuple[np.ndarray, list[str]]]:
 
 
 def compose_set(out: Path, kind: str, count: int, seed: int = 0, scenes: Path | None = None,
-                photos: Path | None = None, tilt_deg: float = 30.0) -> Path:
+                photos: Path | None = None, tilt_deg: float = 30.0, size: tuple[int, int] = (640, 480)) -> Path:
     """Write ``count`` composed frames and their ``truth.json`` into ``out``.
 
     ``kind`` is ``photos`` (the shared photos, each used in turn), ``mnist``
     (sheets of MNIST test digits) or ``blank`` (empty sheets: every digit
     read is a phantom). Backgrounds are the shared scenes, or generated desks
-    where ``scenes`` is ``"generated"``.
+    where ``scenes`` is ``"generated"``; frames are ``size`` (width, height).
     """
     rng = np.random.default_rng(seed)
     if scenes is not None and str(scenes) == "generated":
-        backgrounds = [clutter.desk(rng, (480, 640)) for _ in range(8)]
+        backgrounds = [clutter.desk(rng, (size[1], size[0])) for _ in range(8)]
     else:
-        backgrounds = scene_backgrounds(scenes or default_scenes_dir())
+        backgrounds = scene_backgrounds(scenes or default_scenes_dir(), size)
     if kind == "photos":
         from edge_digits.photos import default_photos_dir
 
@@ -175,7 +178,8 @@ def compose_set(out: Path, kind: str, count: int, seed: int = 0, scenes: Path | 
         atomic_write_bytes(out / name, png.tobytes())
         items.append({"image": name, "rotate_cw": 0, "lines": lines, "page": quad.round(1).tolist()})
     atomic_write_json(out / "truth.json", {
-        "description": f"{count} composed frames ({kind} pages into scene backgrounds, seed {seed}); 'page' are "
+        "description": f"{count} composed {size[0]}x{size[1]} frames ({kind} pages into scene backgrounds, "
+                       f"seed {seed}); 'page' are "
                        "the page corners in frame pixels, the page's own top-left first.",
         "items": items})
     return out

