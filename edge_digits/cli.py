@@ -697,7 +697,7 @@ _model_options = [
 
 def _page_options(f: Callable[..., None]) -> Callable[..., None]:
     """Add --page, --reject and --stable (how a camera scene is read) to a command."""
-    f = click.option("--stable", type=(click.IntRange(1, 100), click.IntRange(1, 100)), default=(2, 3),
+    f = click.option("--stable", type=(click.IntRange(1, 100), click.IntRange(1, 100)), default=(3, 5),
                      show_default=True, metavar="K N",
                      help="Live sources: a string is settled when read in K of the last N frames.")(f)
     f = click.option("--reject", default="auto", show_default=True, metavar="auto|off|MODEL",
@@ -825,6 +825,9 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
         settled = f", settled reading {summary.stable_accuracy:.1%}" if summary.stable_accuracy is not None else ""
         click.echo(f"accuracy against the demo truth: {summary.digit_accuracy:.1%} of "
                    f"{summary.truth_digits} digits per frame{settled}", err=True)
+    if summary.stable_accuracy is not None or (source.live and summary.frames > 1):
+        click.echo(f"reading changed {summary.line_changes} times from frame to frame, the settled reading "
+                   f"{summary.stable_changes} times", err=True)
     if summary.phantoms_per_blank_frame is not None:
         click.echo(f"phantom digits: {summary.phantom_digits} on {summary.blank_frames} frames of a blank sheet "
                    f"({summary.phantoms_per_blank_frame:.2f} per frame)", err=True)

@@ -397,6 +397,7 @@ class PageTracker:
         self.recheck = recheck
         self.last: Page | None = None
         self.detections = 0
+        self.moved = False   # the last update found the page somewhere else (a new view: readings start over)
         self._since = 0
 
     def reset(self) -> None:
@@ -409,13 +410,16 @@ class PageTracker:
             return None
         if isinstance(self.mode, Quad):
             return Page(self.mode, 1.0)
+        self.moved = False
         if self.last is not None and self._since < self.recheck:
             self._since += 1
             if not self.last.whole_frame and self._fits(frame, self.last.quad):
                 return self.last
         self.detections += 1
         self._since = 0
-        self.last = find_page(frame)
+        before, self.last = self.last, find_page(frame)
+        self.moved = before is not None and (self.last is None or before.whole_frame != self.last.whole_frame
+                                             or corner_error(self.last.quad, before.quad) > 0.05)
         return self.last
 
     def _fits(self, frame: np.ndarray, quad: Quad) -> bool:

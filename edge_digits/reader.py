@@ -64,7 +64,8 @@ class FrameReading:
     ``image`` is the picture that was read (the flattened, upright page, or
     the frame); ``page`` the page outline in the source frame's pixels, None
     when the whole frame was read; ``rejected`` counts glyphs dropped as not
-    digits or not on a line of writing.
+    digits or not on a line of writing; ``page_moved`` says the page tracker
+    found the page elsewhere than in the frame before (a new view).
     """
 
     lines: list[str]
@@ -75,6 +76,7 @@ class FrameReading:
     page: Quad | None = None
     rejected: int = 0
     strict: bool = False
+    page_moved: bool = False
 
     @property
     def mean_confidence(self) -> float:
@@ -390,6 +392,7 @@ class FrameReader:
         reading = read_frame(frame, self.classifier, self.rotate, keep_image, found, self.rejector, strict,
                              self.line_filter)
         reading.timings_ms["page"] += t_find
+        reading.page_moved = self.tracker.moved
         return reading
 
 

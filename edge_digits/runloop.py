@@ -30,7 +30,7 @@ from edge_digits.reader import DigitClassifier, FrameReader, FrameReading, Reade
 from edge_digits.reject import Rejector
 from edge_digits.scoring import score_lines
 
-STABLE_K, STABLE_N = 2, 3   # a line settles on a string read in 2 of its last 3 frames (docs/benchmarks.md)
+STABLE_K, STABLE_N = 3, 5   # a line settles on a string read in 3 of its last 5 frames (docs/benchmarks.md)
 
 
 @dataclass
@@ -51,7 +51,8 @@ class StableLines:
     left end, in frame pixels). A line's reading settles on a string once
     that string was read in at least ``k`` of its last ``n`` frames, and keeps
     it until another string does (so one misread frame changes nothing); a
-    line not seen in ``n`` frames is forgotten. Settled lines come in reading
+    line not seen in ``n`` frames is forgotten, and all are when the page
+    moves (the run loop calls :meth:`reset`). Settled lines come in reading
     order, top to bottom.
 
     >>> s = StableLines(2, 3)
@@ -66,6 +67,10 @@ class StableLines:
             raise ValueError(f"a settled reading needs 1 <= k <= n, not k={k}, n={n}")
         self.k, self.n = k, n
         self._tracks: list[_Track] = []
+
+    def reset(self) -> None:
+        """Forget every line (the camera now looks at another page)."""
+        self._tracks = []
 
     def _match(self, cy: float, x: float, h: float, taken: set[int]) -> _Track | None:
         best, best_d = None, 0.0
@@ -213,6 +218,8 @@ class RunSummary:
     truth_digits: int = 0
     truth_errors: int = 0
     stable_errors: int = 0
+    line_changes: int = 0
+    stable_changes: int = 0
     blank_frames: int = 0
     phantom_digits: int = 0
     pages_found: int = 0
@@ -409,6 +416,8 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
     reader = FrameReader(classifier, options.rotate, options.page, rejector, options.line_filter)
     settle = StableLines(options.stable_k, options.stable_n) if live else None
     fps = 0.0
+    last_lines: list[str] | None = None
+    last_stable: list[str] | None = None
     start = time.perf_counter()
     source.want_display = outputs.wanted
     try:
@@ -433,7 +442,13 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
             if not live:
                 reader.reset()
             reading = reader.read(frame)
+            if settle is not None and reading.page_moved:
+                settle.reset()
             stable = settle.push(reading.lines, line_positions(reading)) if settle is not None else None
+            if index:
+                summary.line_changes += reading.lines != last_lines
+                summary.stable_changes += stable != last_stable
+            last_lines, last_stable = reading.lines, stable
             t2 = time.perf_counter()
             if outputs.wanted:
                 outputs.write(index, _annotated(source, frame, reading, fps, stable))

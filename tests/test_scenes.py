@@ -177,3 +177,26 @@ def test_train_reject_writes_a_calibrated_model(tmp_path: Path) -> None:
     assert report["test"]["normal"]["digits_kept"] >= 0.98 and report["test"]["normal"]["rejection_recall"] > 0.15
     gate = load_rejector(tmp_path / "reject_int8.tflite")
     assert gate.normal == report["thresholds"]["normal"]
+
+
+def test_a_hand_over_a_corner_does_not_move_the_page() -> None:
+    frame = np.full((480, 640, 3), (35, 50, 70), np.uint8)
+    corners = np.float32([[120, 60], [520, 90], [500, 420], [100, 400]])
+    cv2.fillConvexPoly(frame, np.int32(corners), (232, 232, 228))
+    cv2.ellipse(frame, (505, 410), (70, 45), 30, 0, 360, (90, 120, 170), -1)   # a hand over the corner
+    page = find_page(frame)
+    assert page is not None and corner_error(page.quad, Quad(corners)) < 0.03
+
+
+def test_live_readings_settle_and_start_over_on_a_new_page(classifier: Any, rejector: Any) -> None:
+    from edge_digits import camera as cam
+    from edge_digits.runloop import RunOptions, run
+
+    records: list[dict[str, Any]] = []
+    source = cam.DemoClipSource(frames=30)
+    summary = run(source, classifier, RunOptions(), on_frame=records.append, rejector=rejector)
+    assert summary.frames == 30 and summary.stable_changes < summary.line_changes
+    first_sheet = set(records[0]["truth"])
+    assert all(not set(r["stable_lines"]) & first_sheet for r in records[16:])   # nothing lingers after the cut
+    assert records[29]["stable_lines"] and all(r["stable_lines"] == records[29]["stable_lines"]
+                                               for r in records[25:30])

@@ -71,7 +71,8 @@ DIGITS = frozenset("0123456789")
 JOIN_GAP = 1.0  # fragments of a row closer than this many fragment heights are one written line
 TESSERACT_PSM = 11
 ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
-INSTALL = {"rapidocr": "pip install rapidocr-onnxruntime", "tesseract": "apt-get install tesseract-ocr"}
+INSTALL = {"edge-digits": "pip install edge-digits", "rapidocr": "pip install rapidocr-onnxruntime",
+           "tesseract": "apt-get install tesseract-ocr"}
 
 
 class EngineMissing(RuntimeError):
@@ -208,7 +209,23 @@ def _words_fragment(words: list[dict[str, str]]) -> Fragment:
     return Fragment("".join(w["text"] for w in words), min(lefts), min(tops), max(rights), max(bottoms))
 
 
-FACTORIES: dict[str, Callable[[], EngineFn]] = {"rapidocr": _rapidocr, "tesseract": _tesseract}
+def _edge_digits() -> EngineFn:
+    """edge-digits itself as ``run`` reads a frame: the bundled ``standard`` model, page finding, rejection."""
+    try:
+        from edge_digits.reader import FrameReader, load_classifier, make_rejector
+    except ImportError as exc:
+        raise EngineMissing(str(exc)) from exc
+    reader = FrameReader(load_classifier("standard"), 0, "auto", make_rejector("auto"))
+
+    def read(image: np.ndarray) -> list[str]:
+        reader.reset()
+        return reader.read(image).lines
+
+    return read
+
+
+FACTORIES: dict[str, Callable[[], EngineFn]] = {"edge-digits": _edge_digits, "rapidocr": _rapidocr,
+                                                "tesseract": _tesseract}
 
 
 def ocr_engines(names: Iterable[str] | None = None) -> dict[str, EngineFn]:
