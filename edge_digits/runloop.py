@@ -178,8 +178,10 @@ def draw_reading(image: np.ndarray, reading: FrameReading, fps: float, box_scale
         cv2.putText(out, str(d.label), (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2)
     cv2.putText(out, f"{fps:.1f} FPS", (8, int(24 * scale / 0.6)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 (0, 0, 255), 2)
-    for i, text in enumerate(stable or []):
-        cv2.putText(out, text, (8, out.shape[0] - 10 - int(i * 30 * scale / 0.6)), cv2.FONT_HERSHEY_SIMPLEX,
+    shown = stable or []
+    step = int(30 * scale / 0.6)
+    for i, text in enumerate(shown):   # the settled strings in reading order, bottom left
+        cv2.putText(out, text, (8, out.shape[0] - 10 - (len(shown) - 1 - i) * step), cv2.FONT_HERSHEY_SIMPLEX,
                     scale * 1.2, (255, 0, 255), 2)
     return out
 
