@@ -17,7 +17,7 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang 
                 postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-system data demo test clean
+.PHONY: setup setup-system data demo test lint clean
 
 setup: $(STAMP) setup-system
 
@@ -45,6 +45,10 @@ demo: data
 
 test: data
 	$(BIN)/python -m pytest -q
+
+# Lint and import order (ruff; rules in pyproject.toml). CI runs it before the tests.
+lint: setup
+	$(BIN)/ruff check edge_digits tests tools
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -265,7 +265,8 @@ def markdown(report: BenchReport, baseline: str = "seed-cnn_int8") -> str:
                       f"{len(p['samples'])} samples."]
     if report.device:
         d = report.device
-        lines += ["", f"Microcontroller ({d['board']}, {d['clock_hz'] / 1e6:.0f} MHz): median {d['cycles_median']:,.0f} "
+        lines += ["", f"Microcontroller ({d['board']}, {d['clock_hz'] / 1e6:.0f} MHz): "
+                      f"median {d['cycles_median']:,.0f} "
                       f"cycles = {d['latency_ms_median']:.3f} ms per inference; accuracy {d['accuracy']:.2%} on "
                       f"{d['count']} images; {d['cycle_note']}"]
     lines += [""] + [f"Note: {n}" for n in report.notes]

@@ -43,14 +43,14 @@ class FrameSource(ABC):
     want_display: bool = False  # set by the run loop when an annotated view is wanted
     live: bool = True           # frames follow each other in time (the page is tracked, readings settle)
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 (a source with nothing to acquire keeps this default)
         """Acquire the device or file; raise CameraError when it does not exist."""
 
     @abstractmethod
     def read(self) -> np.ndarray | None:
         """The next frame (BGR or grey uint8), or None at the end of a recording."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a source with nothing to release keeps this default)
         """Release the device or file; safe to call twice."""
 
     @property

@@ -8,7 +8,7 @@ what the Python side computed.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 # TFLM's MicroMutableOpResolver method for each builtin op it provides.
 TFLM_RESOLVER_METHODS: dict[str, str] = {

@@ -352,7 +352,8 @@ def convert(model: str, out: Path, name: str, calibration: int, verify: int, are
         _convert_onnx(_resolve_model(model, "standard"), out, calibration, verify, cache_dir)
         return
     try:
-        result = conv.convert_model(_resolve_model(model, "standard"), out, name=name, calibration=calibration, verify=verify,
+        result = conv.convert_model(_resolve_model(model, "standard"), out, name=name, calibration=calibration,
+                                    verify=verify,
                                     arena_margin=arena_margin, cache_dir=cache_dir)
     except (conv.ConvertError, TflmError, DataError, ValueError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
@@ -617,13 +618,15 @@ def _default_bench_models() -> list[Path]:
               type=click.Choice(_BACKENDS),
               help="Interpreter backend (repeatable; default auto).")
 @click.option("--threads", default="1,2", show_default=True, callback=_int_list, help="Thread counts, e.g. 1,2,4.")
-@click.option("--batch", "batches", default="1", show_default=True, callback=_int_list, help="Batch sizes, e.g. 1,8,32.")
+@click.option("--batch", "batches", default="1", show_default=True, callback=_int_list,
+              help="Batch sizes, e.g. 1,8,32.")
 @click.option("--warmup", type=click.IntRange(0), default=20, show_default=True)
 @click.option("--runs", type=click.IntRange(0), default=0, help="Calls per configuration (0: use --duration).")
 @click.option("--duration", type=click.FloatRange(0.1), default=3.0, show_default=True,
               help="Seconds per configuration when --runs is 0.")
 @_with_power_options
-@click.option("--power-rate", type=click.FloatRange(1, 1000), default=20.0, show_default=True, help="Samples per second.")
+@click.option("--power-rate", type=click.FloatRange(1, 1000), default=20.0, show_default=True,
+              help="Samples per second.")
 @click.option("--from-device", "device_json", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A RESULT.json from `edge-digits validate --json` to show beside the host figures.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -640,7 +643,6 @@ def bench(ctx: click.Context, models: tuple[str, ...], backends: tuple[str, ...]
     import json
 
     from edge_digits import bench as b
-    from edge_digits import power
     from edge_digits.data import DataError
     from edge_digits.runtime import InferenceError
 
@@ -968,7 +970,8 @@ def compose_scenes(out: Path, kind: str, count: int, seed: int, backgrounds: str
 @main.command("serve")
 @click.option("--model", default=None, help="A .tflite, or standard/micro (default: standard).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="TCP port (0: any free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="TCP port (0: any free one).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes sharing the port with SO_REUSEPORT, each with its own interpreters.")
 @click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime"]), default="auto", show_default=True,

@@ -61,7 +61,7 @@ class TcpPort:
         self._sock.settimeout(max(timeout, 0.001))
         try:
             data = self._sock.recv(4096)
-        except socket.timeout:
+        except TimeoutError:
             return b""
         except OSError as exc:
             raise PortError(f"read failed: {exc}") from exc

@@ -9,7 +9,7 @@ MODEL_DIR = Path(__file__).resolve().parent / "models"
 BUNDLED = ("standard", "micro", "seed-cnn")
 
 
-class ModelNotFound(FileNotFoundError):
+class ModelNotFound(FileNotFoundError):  # noqa: N818 (public name, used by callers)
     """A bundled model name that does not exist."""
 
 

@@ -66,10 +66,11 @@ def load_rejector(path: Path | None = None, backend: str = "auto") -> Rejector:
 def writing_like(boxes: list[Box], confidences: list[float]) -> list[bool]:
     """Which glyphs of one line to keep: those that agree with the line in height and centre line.
 
-    The centre line follows a tilted line of writing. A glyph under a quarter or over 3.5 times the line's median height, or
-    that covers less than half of its own height (or of the line's, if
-    smaller) of the line's central band, is dropped: small 0s and long-tailed
-    7s stay, a speck or a page edge beside the line does not. A glyph left
+    The centre line follows a tilted line of writing. A glyph under a quarter
+    or over 3.5 times the line's median height, or that covers less than half
+    of its own height (or of the line's, if smaller) of the line's central
+    band, is dropped: small 0s and long-tailed 7s stay, a speck or a page edge
+    beside the line does not. A glyph left
     alone is kept only when it reads as a digit with ``LONE_CONFIDENCE``.
 
     >>> writing_like([Box(0, 0, 10, 20), Box(12, 1, 10, 19), Box(30, 30, 10, 20)], [0.9, 0.9, 0.9])

@@ -107,8 +107,9 @@ def rejection_scores(p_digit: np.ndarray, is_digit: np.ndarray, threshold: float
     }
 
 
-def train_reject(out: Path, config: RejectConfig = RejectConfig(), verbose: int = 2) -> RejectResult:
+def train_reject(out: Path, config: RejectConfig | None = None, verbose: int = 2) -> RejectResult:
     """Make the sets, train, convert to int8, calibrate and write ``reject_int8.tflite`` and a report."""
+    config = config if config is not None else RejectConfig()
     from edge_digits.runtime import Classifier
     from edge_digits.train import _tf, to_tflite_int8
 

@@ -386,7 +386,7 @@ class _PowerReadings:
             return None
 
 
-def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = RunOptions(),
+def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | None = None,
         on_frame: Callable[[dict[str, object]], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep, meter: PowerMeter | None = None,
@@ -406,6 +406,7 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions = 
     power ``meter``, each frame's record and log row carry ``power_w``, read
     as the frame ends.
     """
+    options = options if options is not None else RunOptions()
     warn = on_warning or (lambda msg: None)
     power = _PowerReadings(meter, warn)
     summary = RunSummary(source.name, str(getattr(classifier, "backend", type(classifier).__name__)))

@@ -56,9 +56,10 @@ import sys
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -357,7 +358,7 @@ class MicroBatcher:
                     and (self.clients is None or self.clients() > len(self.pending))):
                 self._collecting = True
                 self._waiter = waiter = loop.create_future()
-                handle = loop.call_later(self.max_wait_s, lambda: waiter.done() or waiter.set_result(None))
+                handle = loop.call_later(self.max_wait_s, lambda w=waiter: w.done() or w.set_result(None))
                 await waiter
                 handle.cancel()
                 self._collecting = False

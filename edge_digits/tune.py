@@ -324,8 +324,9 @@ def report_markdown(result: TuneResult) -> str:
              f"Budgets: flash {_kb(b.max_flash)}, arena {_kb(b.max_arena)}, "
              f"MACs {b.max_macs if b.max_macs else '-'}. Score: int8 TFLite accuracy on the validation split; "
              "test accuracy only reported.", ""]
-    header = ["| trial | c1 | c2 | c3 | c5 | c4 | lr | smoothing | l2 | flash | arena | MACs | val int8 | test int8 | s |",
-              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    header = ["| trial | c1 | c2 | c3 | c5 | c4 | lr | smoothing | l2 | flash | arena | MACs | val int8 | test int8 "
+              "| s |",
+              "|" + " ---: |" * 15]
 
     def row(t: TrialResult) -> str:
         p = t.params

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Mirror, TinySet
 
 from edge_digits import data
 from edge_digits.idx import encode_idx
-
-from conftest import Mirror, TinySet
 
 
 def _fetch(cache: Path, tiny: TinySet, sources: list[data.Source], force: bool = False) -> data.FetchResult:

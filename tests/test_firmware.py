@@ -50,7 +50,8 @@ def test_stm32f4_on_netduinoplus2_matches_tflm_on_1000_images(builds, mnist_cach
     assert result.count == 1000 and result.agreement == 1.0
     assert result.accuracy == result.reference_accuracy and result.accuracy > 0.98
     assert result.info["board"] == "netduinoplus2" and result.info["model_sha256"] == build.model_sha256
-    assert result.cycles_p99 - result.cycles_median <= result.cycles_median * 1e-3, "under -icount the count barely moves"
+    assert result.cycles_p99 - result.cycles_median <= result.cycles_median * 1e-3, \
+        "under -icount the count barely moves"
     # A loaded host can make the emulated USART drop a byte; the protocol's CRC catches it and the frame
     # is sent again (and counted), so a few retries are the protocol working, not a wrong answer.
     assert 0 < result.stack_used_bytes < 8192 and result.retries <= 5

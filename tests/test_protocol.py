@@ -119,7 +119,8 @@ class FakeFirmware:
             scores = np.full(10, -128, np.int8)
             label = int(np.frombuffer(frame.payload, np.int8).astype(int).sum()) % 10
             scores[label] = 127
-            return proto.encode(proto.INFER | proto.RESPONSE, bytes([label]) + scores.tobytes() + struct.pack("<I", 5000))
+            payload = bytes([label]) + scores.tobytes() + struct.pack("<I", 5000)
+            return proto.encode(proto.INFER | proto.RESPONSE, payload)
         return proto.encode(proto.ERROR, b"\x04unknown command")
 
     def read(self, timeout: float) -> bytes:

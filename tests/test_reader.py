@@ -1,4 +1,5 @@
-"""The run loop: records, JSONL/CSV logs that stay valid on Ctrl-C, skipped bad frames, annotated outputs, demo truth."""
+"""The run loop: records, JSONL/CSV logs that stay valid on Ctrl-C, skipped bad frames, annotated outputs,
+demo truth."""
 
 from __future__ import annotations
 

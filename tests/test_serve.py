@@ -106,7 +106,8 @@ def test_images(mnist) -> np.ndarray:
 
 
 def classify_body(images: np.ndarray) -> bytes:
-    return json.dumps({"images": [base64.b64encode(np.ascontiguousarray(i).tobytes()).decode() for i in images]}).encode()
+    encoded = [base64.b64encode(np.ascontiguousarray(i).tobytes()).decode() for i in images]
+    return json.dumps({"images": encoded}).encode()
 
 
 def post_json(server: Server, body: bytes) -> tuple[int, dict]:
@@ -215,7 +216,8 @@ def _bad_requests() -> list[tuple[str, str, bytes, dict, int]]:
         ("not a string", "/v1/classify", b'{"images": [7]}', j, 400),
         ("bad base64", "/v1/classify", b'{"images": ["!!!!"]}', j, 400),
         ("non-ASCII base64", "/v1/classify", '{"images": ["\u00e9\u00e9\u00e9\u00e9"]}'.encode(), j, 400),
-        ("wrong shape", "/v1/classify", json.dumps({"images": [base64.b64encode(bytes(783)).decode()]}).encode(), j, 400),
+        ("wrong shape", "/v1/classify", json.dumps({"images": [base64.b64encode(bytes(783)).decode()]}).encode(), j,
+         400),
         ("too many images", "/v1/classify", json.dumps({"images": [one] * 65}).encode(), j, 400),
         ("empty body", "/v1/classify", b"", j, 400),
         ("text/plain", "/v1/classify", b"hello", {"Content-Type": "text/plain"}, 415),
@@ -223,7 +225,8 @@ def _bad_requests() -> list[tuple[str, str, bytes, dict, int]]:
         ("not a PNG", "/v1/classify", b"GIF89a....", {"Content-Type": "image/png"}, 400),
         ("truncated PNG", "/v1/classify", png[:len(png) // 2], {"Content-Type": "image/png"}, 400),
         ("PNG header only", "/v1/classify", png[:20], {"Content-Type": "image/png"}, 400),
-        ("truncated big PNG", "/v1/classify", _png(np.random.default_rng(0).integers(0, 256, (400, 400), dtype=np.uint8))[:50000],
+        ("truncated big PNG", "/v1/classify",
+         _png(np.random.default_rng(0).integers(0, 256, (400, 400), dtype=np.uint8))[:50000],
          {"Content-Type": "image/png"}, 400),
         ("corrupt big PNG", "/v1/classify", _corrupt(_png(np.arange(300 * 300, dtype=np.uint32).reshape(300, 300)
                                                           .astype(np.uint8))), {"Content-Type": "image/png"}, 400),
@@ -519,8 +522,11 @@ def test_injected_page_reader(model_path: Path) -> None:
 try:
     import schemathesis
     from hypothesis import HealthCheck, settings
-    from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                                   status_code_conformance)
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 except ImportError:  # schemathesis is in the [dev] extra
     schemathesis = None
 
@@ -528,7 +534,8 @@ if schemathesis is not None:
     fuzz_schema = schemathesis.openapi.from_path(OPENAPI_PATH)
 
     @fuzz_schema.parametrize()
-    @settings(max_examples=int(os.environ.get("EDGE_DIGITS_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @settings(max_examples=int(os.environ.get("EDGE_DIGITS_FUZZ_EXAMPLES", "60")), deadline=None,
+              suppress_health_check=list(HealthCheck), derandomize=True)
     def test_fuzz_openapi(case, server: Server) -> None:
         response = case.call(base_url=server.url, timeout=30)
         assert response.status_code < 500, (response.status_code, response.text[:300])

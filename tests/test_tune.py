@@ -17,8 +17,16 @@ import numpy as np
 import pytest
 
 from edge_digits.recipe import load_recipe
-from edge_digits.tune import Budget, TuneError, TrialResult, base_params, parse_bytes, pareto_front, run_tune, \
-    space_layers
+from edge_digits.tune import (
+    Budget,
+    TrialResult,
+    TuneError,
+    base_params,
+    pareto_front,
+    parse_bytes,
+    run_tune,
+    space_layers,
+)
 
 TINY_BASE = """base: micro
 training: {epochs: 2, subset: 3000, validation: 1000, batch_size: 64, warmup_epochs: 0}
@@ -82,7 +90,8 @@ def test_tune_measures_trials_as_exported_and_resumes_the_study(tiny_base: Path,
     best = load_recipe(str(out / "best.yaml"))
     assert [dict(type=x.type, filters=x.filters) for x in best.layers if x.type == "conv"] == [
         dict(type="conv", filters=x["filters"]) for x in space_layers(first.best.params) if x["type"] == "conv"]
-    assert best.training.epochs == 2 and best.training.learning_rate == pytest.approx(first.best.params["learning_rate"])
+    assert best.training.epochs == 2
+    assert best.training.learning_rate == pytest.approx(first.best.params["learning_rate"])
     report = json.loads((out / "tune.json").read_text())
     assert len(report["trials"]) == 3 and report["best"] == first.best.number
     assert "## Pareto front" in (out / "tune.md").read_text()

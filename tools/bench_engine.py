@@ -22,7 +22,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,7 +138,8 @@ def bench_model(model: Path, work: Path) -> EngineFigures:
     probe = subprocess.run([str(o3), "1"], check=True, capture_output=True, text=True).stdout
     once_us = max(float(probe.split()[3]), 1.0)
     runs = max(10, int(2e6 / once_us))
-    engine_us = float(subprocess.run([str(o3), str(runs)], check=True, capture_output=True, text=True).stdout.split()[3])
+    out = subprocess.run([str(o3), str(runs)], check=True, capture_output=True, text=True).stdout
+    engine_us = float(out.split()[3])
     tflm_runs = max(10, runs // 4)
     tflm_us = float(subprocess.run([sys.executable, str(script), str(model), str(arena + 4096), str(tflm_runs)],
                                    check=True, capture_output=True, text=True).stdout.split()[-1])

@@ -69,7 +69,8 @@ def model_card_markdown(cards: list[dict]) -> str:
     rows = "\n".join(
         f"| `{c['name']}` | {c['accuracy_int8']:.2%} | {c['accuracy_int8_tflm']:.2%} | {c['tflite_bytes']:,} | "
         f"{c['tflm_arena_bytes']:,} | {c['parameters']:,} | {c['macs']:,} | {', '.join(c['ops'])} | "
-        f"`training/recipes/{c['recipe']}.yaml` | {c['training_seconds'] / 60:.1f} min | `{c['trained_at_commit'][:10]}` |"
+        f"`training/recipes/{c['recipe']}.yaml` | {c['training_seconds'] / 60:.1f} min | "
+        f"`{c['trained_at_commit'][:10]}` |"
         for c in cards)
     notes = "".join(f"\n- `{c['name']}` training time: {c['training_note']}." for c in cards if c.get("training_note"))
     return f"""# Bundled models
@@ -88,6 +89,8 @@ test suite (`tests/test_models.py`).
 - `standard` is the Raspberry Pi model (`edge-digits run`, `eval`, `bench`).
 - `micro` is the microcontroller model (`edge-digits firmware build`, `convert`):
   only CONV_2D, MAX_POOL_2D, RESHAPE, FULLY_CONNECTED and SOFTMAX.
+- Every one of them reads camera frames with the rejection model `reject_int8.tflite` in front of it
+  (glyphs that are not digits are dropped before classification); see `REJECT.md`.
 
 Training time is wall-clock on the 2-core development machine, with other
 jobs sharing it. Per-model JSON cards beside this file hold every figure,

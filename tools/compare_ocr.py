@@ -75,7 +75,7 @@ INSTALL = {"edge-digits": "pip install edge-digits", "rapidocr": "pip install ra
            "tesseract": "apt-get install tesseract-ocr"}
 
 
-class EngineMissing(RuntimeError):
+class EngineMissing(RuntimeError):  # noqa: N818 (reads as the condition it reports)
     """The engine's package or binary is not installed."""
 
 

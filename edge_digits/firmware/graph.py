@@ -123,7 +123,8 @@ def _check_act_tensor(layer: int, op: str, t: Tensor, role: str) -> None:
 
 def _nhwc(layer: int, op: str, t: Tensor) -> tuple[int, int, int]:
     if len(t.shape) != 4 or t.shape[0] != 1:
-        raise _fail(layer, op, f"tensor {t.index} '{t.name}' has shape {list(t.shape)}; expected [1, H, W, C] (batch 1)")
+        raise _fail(layer, op,
+                    f"tensor {t.index} '{t.name}' has shape {list(t.shape)}; expected [1, H, W, C] (batch 1)")
     return t.shape[1], t.shape[2], t.shape[3]
 
 
