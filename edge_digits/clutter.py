@@ -22,7 +22,7 @@ SYMBOLS = "#%&@*+=<>~^[]{}"
 TEXT_CHARS = LETTERS + SYMBOLS + "    "
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
     """Noise in [0, 1] with features about ``scale`` pixels wide (coarse noise, scaled up)."""
     h, w = shape
     gh, gw = max(2, int(h / scale) + 2), max(2, int(w / scale) + 2)
@@ -36,9 +36,9 @@ def wood(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = rng.uniform(0, np.pi)
     u = xx * np.cos(angle) + yy * np.sin(angle)
-    warp = _smooth_noise(rng, shape, rng.uniform(40, 120)) * rng.uniform(10, 40)
+    warp = smooth_noise(rng, shape, rng.uniform(40, 120)) * rng.uniform(10, 40)
     grain = 0.5 + 0.5 * np.sin((u + warp) / rng.uniform(2.0, 6.0))
-    tone = 0.55 + 0.25 * grain + 0.2 * _smooth_noise(rng, shape, 30)
+    tone = 0.55 + 0.25 * grain + 0.2 * smooth_noise(rng, shape, 30)
     base = np.float32([rng.uniform(30, 90), rng.uniform(60, 120), rng.uniform(100, 170)])
     return np.clip(tone[..., None] * base * rng.uniform(0.6, 1.4), 0, 255).astype(np.uint8)
 
@@ -49,7 +49,7 @@ def cloth(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     period = rng.uniform(2.0, 5.0)
     weave = 0.5 + 0.25 * (np.sin(xx * np.pi / period) * np.sin(yy * np.pi / period))
-    folds = _smooth_noise(rng, shape, rng.uniform(40, 100))
+    folds = smooth_noise(rng, shape, rng.uniform(40, 100))
     tone = 0.6 + 0.2 * weave + 0.3 * folds
     colour = rng.uniform(20, 200, 3).astype(np.float32)
     return np.clip(tone[..., None] * colour, 0, 255).astype(np.uint8)

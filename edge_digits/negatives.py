@@ -100,7 +100,7 @@ def _camera(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """Blur, uneven light and sensor noise, as the demo clip's camera adds them."""
     out = image.astype(np.float32)
     h, w = out.shape[:2]
-    light = 1.0 - 0.3 * clutter._smooth_noise(rng, (h, w), max(h, w) / 2)
+    light = 1.0 - 0.3 * clutter.smooth_noise(rng, (h, w), max(h, w) / 2)
     out = out * light[..., None]
     out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 1.2))
     out += rng.normal(0, rng.uniform(1, 5), out.shape).astype(np.float32)
