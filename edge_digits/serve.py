@@ -19,8 +19,9 @@ Endpoints (the OpenAPI document ``edge_digits/openapi.json`` is served as-is at 
 * ``POST /v1/classify`` -- JSON ``{"images": [base64 of 784 raw uint8 pixels, ...]}``, or a PNG body
   (``Content-Type: image/png``, any size up to the limits, converted to grayscale and resized to 28x28
   with area averaging; it must already be white ink on black like MNIST).
-* ``POST /v1/read`` -- a JPEG/PNG photo of a page, read by the camera path (``edge_digits.reader``:
-  orientation found automatically, segmentation, one batch through a classifier of its own).
+* ``POST /v1/read`` -- a JPEG/PNG photo of a page, read by the camera path (``edge_digits.read_api``:
+  the page found and flattened, orientation found automatically, segmentation, the rejection model,
+  one batch through a classifier of its own; boxes also in the photo's pixels).
 * ``GET /healthz``, ``GET /v1/model`` (manifest), ``GET /metrics`` (Prometheus text), ``GET /openapi.json``.
 
 How it works: a small HTTP/1.1 server written on ``asyncio.Protocol`` (keep-alive, pipelining answered
@@ -102,9 +103,11 @@ def load_page_reader(model: Path, backend: str = "auto", threads: int = 1) -> Pa
     It has its own interpreter because it runs in a worker thread beside the batcher's.
     """
     from edge_digits.read_api import PageReader as CameraPageReader
+    from edge_digits.reject import load_rejector
     from edge_digits.runtime import Classifier
 
-    return CameraPageReader(Classifier(model, backend=backend, threads=threads))
+    return CameraPageReader(Classifier(model, backend=backend, threads=threads),
+                            rejector=load_rejector(backend=backend))
 
 
 @dataclass(frozen=True)

@@ -200,3 +200,20 @@ def test_live_readings_settle_and_start_over_on_a_new_page(classifier: Any, reje
     assert all(not set(r["stable_lines"]) & first_sheet for r in records[16:])   # nothing lingers after the cut
     assert records[29]["stable_lines"] and all(r["stable_lines"] == records[29]["stable_lines"]
                                                for r in records[25:30])
+
+
+def test_photo_answer_of_the_service_finds_the_page(tmp_path: Path, classifier: Any, rejector: Any) -> None:
+    from edge_digits.read_api import PageReader
+
+    folder = _composed(tmp_path, "mnist", 2, seed=4)
+    items = json.loads((folder / "truth.json").read_text())["items"]
+    reader = PageReader(classifier, rotate=0, rejector=rejector)
+    for it in items:
+        answer = reader.read(cv2.imread(str(folder / it["image"])))
+        assert answer["page"] is not None
+        assert corner_error(Quad(np.float32(answer["page"])), Quad(np.float32(it["page"]))) < 0.03
+        assert [line["text"] for line in answer["lines"]] == it["lines"]
+        outline = np.float32(answer["page"]).reshape(-1, 1, 2)
+        for line in answer["lines"]:
+            x, y, w, h = line["frame_box"]
+            assert cv2.pointPolygonTest(outline, (x + w / 2, y + h / 2), False) > 0

@@ -362,6 +362,7 @@ def test_read_a_real_photo_as_the_camera_path_does(server: Server, model_path: P
 
     from edge_digits import photos
     from edge_digits.read_api import page_answer
+    from edge_digits.reject import load_rejector
     from edge_digits.runtime import Classifier
 
     folder = photos.default_photos_dir()
@@ -375,7 +376,11 @@ def test_read_a_real_photo_as_the_camera_path_does(server: Server, model_path: P
     assert [line["text"] for line in answer["lines"]] == item["lines"]
     assert answer["rotation"] == item["rotate_cw"] and 0 < answer["scale"] <= 1
     frame = cv2.imread(str(folder / "sheet7.png"))
-    assert answer == json.loads(json.dumps(page_answer(frame, Classifier(model_path))))
+    assert answer == json.loads(json.dumps(page_answer(frame, Classifier(model_path), rejector=load_rejector())))
+    assert answer["page"] is None   # a cropped photo is all page: read whole, frame boxes in its pixels
+    assert all(d["frame_box"][0] + d["frame_box"][2] <= frame.shape[1] and
+               d["frame_box"][1] + d["frame_box"][3] <= frame.shape[0] for line in answer["lines"]
+               for d in line["digits"])
     for line in answer["lines"]:
         assert "".join(str(d["digit"]) for d in line["digits"]) == line["text"]
         assert line["confidence"] == min(d["confidence"] for d in line["digits"])
