@@ -820,7 +820,7 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
     finally:
         if meter is not None:
             meter.close()
-    end = "interrupted" if summary.interrupted else "done"
+    end = {"SIGINT": "interrupted (Ctrl-C)", "SIGTERM": "stopped (SIGTERM)"}.get(summary.stopped_by or "", "done")
     click.echo(f"{end}: {summary.frames} frames, {summary.digits} digits, {summary.fps:.1f} FPS, "
                f"{summary.skipped} skipped, {summary.camera_failures} camera failures", err=True)
     if summary.digit_accuracy is not None:
@@ -839,7 +839,12 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
     if summary.mean_power_w is not None:
         click.echo(f"power: {summary.mean_power_w:.3f} W mean over {summary.power_readings} frames", err=True)
     if summary.log:
-        click.echo(f"log: {summary.log}", err=True)
+        lost = f" ({summary.log_rows_lost} rows not written: {summary.log_failed})" if summary.log_failed else ""
+        click.echo(f"log: {summary.log}{lost}", err=True)
+    if summary.frames_lost:
+        click.echo(f"saved frames: {summary.frames_lost} could not be written", err=True)
+    if summary.stopped_by is not None:   # the shell's convention: 128 + the signal's number
+        click.get_current_context().exit(130 if summary.stopped_by == "SIGINT" else 143)
 
 
 @main.command("eval-photos")

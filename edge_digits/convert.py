@@ -134,6 +134,16 @@ def summarize_model(model: bytes) -> ModelSummary:
                         [spec(int(i)) for i in graph.OutputsAsNumpy()], floats, types)
 
 
+def _check_contract(name: str, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> None:
+    """The runtime's model contract (28x28x1 in, 10 scores out), as a ConvertError."""
+    from edge_digits.runtime import InferenceError, check_contract
+
+    try:
+        check_contract(name, input_shape, output_shape, 10)
+    except InferenceError as exc:
+        raise ConvertError(str(exc)) from exc
+
+
 def check_for_tflm(summary: ModelSummary) -> None:
     """Raise ConvertError unless the model is fully int8 and every op is one TFLM provides."""
     for io_kind, specs in (("input", summary.inputs), ("output", summary.outputs)):
@@ -182,6 +192,8 @@ def quantize_keras(model_path: Path, calibration: int, cache_dir: Path | None = 
 
         with tfmot.quantization.keras.quantize_scope():
             keras_model = tf_keras.models.load_model(str(model_path))
+        _check_contract(model_path.name, tuple(d or 1 for d in keras_model.input_shape),
+                        tuple(d or 1 for d in keras_model.output_shape))
         converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
 
     def representative():
@@ -287,6 +299,7 @@ def convert_model(
         raise ConvertError("--verify must be 0 (off) or a number of test images")
     model, origin = load_model_bytes(Path(model_path), calibration, cache_dir)
     summary = summarize_model(model)
+    _check_contract(Path(model_path).name, tuple(summary.inputs[0].shape), tuple(summary.outputs[0].shape))
     check_for_tflm(summary)
     sha = hashlib.sha256(model).hexdigest()
     arena = tflm.measure_arena(model)

@@ -15,11 +15,14 @@ import http.client
 import io
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -314,9 +317,10 @@ def fetch_mnist(
         return FetchResult(cache, "cache", True, (), files)
 
     cache.mkdir(parents=True, exist_ok=True)
+    remove_stale_fetches(cache)
     attempts: list[SourceAttempt] = []
     for source in sources if sources is not None else default_sources():
-        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=cache) as tmp:
+        with tempfile.TemporaryDirectory(prefix=f".fetch-{os.getpid()}-", dir=cache) as tmp:
             try:
                 data = source.fetch(Path(tmp))
                 _verify(data, expected_sha256, expected_counts)
@@ -336,6 +340,33 @@ def fetch_mnist(
     )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_fetches(cache: Path, max_age_s: float = 3600.0) -> list[Path]:
+    """Remove the temp folders of fetches that were killed (SIGTERM, a power cut) before cleaning up.
+
+    A ``.fetch-PID-*`` folder whose process is gone is stale; one without a
+    process id (older versions) is stale after ``max_age_s``.
+    """
+    removed = []
+    for folder in Path(cache).glob(".fetch-*"):
+        parts = folder.name.split("-")
+        pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+        stale = (not _alive(pid)) if pid is not None else time.time() - folder.stat().st_mtime > max_age_s
+        if stale and pid != os.getpid():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def _read_labels(path: Path) -> np.ndarray:
     return decode_idx(path.read_bytes(), path.name)
 
@@ -351,9 +382,11 @@ def load_mnist(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     problems = verify_cache(cache)
     if problems:
+        detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
         if not fetch:
-            detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
             raise DataError(f"MNIST cache {cache} is not usable ({detail}); run `edge-digits data fetch`")
+        if any(v != "missing" for v in problems.values()):
+            warnings.warn(f"MNIST cache {cache} was damaged ({detail}); fetching it again", stacklevel=2)
         fetch_mnist(cache)
     arrays = [decode_idx((cache / n).read_bytes(), n) for n in (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)]
     return arrays[0], arrays[1], arrays[2], arrays[3]

@@ -110,6 +110,8 @@ class OnnxSession:
         self.output_scale = float(meta["edge_digits.output_scale"])
         self.output_zero_point = int(meta["edge_digits.output_zero_point"])
         self._input = self._session.get_inputs()[0].name
+        self.input_shape = tuple(d if isinstance(d, int) else 1 for d in self._session.get_inputs()[0].shape)
+        self.output_shape = tuple(d if isinstance(d, int) else 1 for d in self._session.get_outputs()[0].shape)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: x})[0].reshape(len(x), -1)

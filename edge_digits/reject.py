@@ -60,7 +60,8 @@ def load_rejector(path: Path | None = None, backend: str = "auto") -> Rejector:
         raise FileNotFoundError(f"rejection model {model} does not exist (train one: edge-digits train-reject)")
     thresholds = json.loads(card.read_text())["thresholds"] if card.is_file() else {"normal": 0.5, "strict": 0.7}
     backend = backend if backend in ("auto", "litert", "tflite-runtime", "tensorflow", "tflm") else "auto"
-    return Rejector(Classifier(model, backend=backend), float(thresholds["normal"]), float(thresholds["strict"]))
+    return Rejector(Classifier(model, backend=backend, classes=2), float(thresholds["normal"]),
+                    float(thresholds["strict"]))
 
 
 def writing_like(boxes: list[Box], confidences: list[float]) -> list[bool]:

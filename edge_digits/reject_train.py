@@ -131,7 +131,7 @@ def train_reject(out: Path, config: RejectConfig | None = None, verbose: int = 2
     tflite = to_tflite_int8(model, calibration)
     out = Path(out)
     path = atomic_write_bytes(out / "reject_int8.tflite", tflite)
-    gate = Classifier(path)
+    gate = Classifier(path, classes=2)
     p_val = gate.predict_batched(xv)[:, 1]
     normal = threshold_for(p_val[yv == 1], KEEP_NORMAL)
     strict = threshold_for(p_val[yv == 1], KEEP_STRICT)

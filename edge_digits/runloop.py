@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -128,33 +131,68 @@ LOG_FIELDS = ("frame", "time", "capture_ms", "page_ms", "preprocess_ms", "segmen
 
 
 class FrameLog:
-    """Per-frame timings as JSON Lines or CSV (by suffix), flushed after every row so Ctrl-C leaves a valid file."""
+    """Per-frame timings as JSON Lines or CSV (by suffix), one whole row per write, each on disk before the
+    next frame, so that Ctrl-C, SIGTERM or a full disk leave a file of whole rows.
+
+    A write that fails (a full disk, an unplugged stick) is cut back to the last whole row; the log then
+    stops taking rows (``failed`` says why, ``lost`` counts the rows not written) and the run goes on.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in (".jsonl", ".csv"):
             raise ReaderError(f"--log must end in .jsonl or .csv, not {self.path.name}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", newline="", encoding="utf-8")
-        self._csv = None
-        if suffix == ".csv":
-            self._csv = csv.DictWriter(self._file, fieldnames=LOG_FIELDS)
-            self._csv.writeheader()
-            self._file.flush()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise ReaderError(f"cannot write the log {self.path}: {exc.strerror or exc}") from exc
+        self._csv = suffix == ".csv"
+        self._good = 0
+        self.failed: str | None = None
+        self.lost = 0
+        if self._csv:
+            self._append(",".join(LOG_FIELDS) + "\r\n")
+
+    def _line(self, row: dict[str, object]) -> str:
+        if not self._csv:
+            return json.dumps(row) + "\n"
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, fieldnames=LOG_FIELDS).writerow(row)
+        return buffer.getvalue()
+
+    def _append(self, text: str) -> None:
+        if self.failed is not None:
+            self.lost += 1
+            return
+        data = text.encode("utf-8")
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            self._good += len(data)
+        except OSError as exc:
+            self.failed = f"{exc.strerror or exc} (after {self._good:,} bytes)"
+            self.lost += 1
+            try:
+                os.ftruncate(self._fd, self._good)   # no half row at the end
+            except OSError:
+                pass
 
     def write(self, row: dict[str, object]) -> None:
-        if self._csv is not None:
-            self._csv.writerow(row)
-        else:
-            self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
+        self._append(self._line(row))
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+        if self._fd < 0:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self.failed = self.failed or f"{exc.strerror or exc} while closing"
+        finally:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def draw_reading(image: np.ndarray, reading: FrameReading, fps: float, box_scale: float = 1.0,
@@ -216,6 +254,10 @@ class RunSummary:
     skipped: int = 0
     camera_failures: int = 0
     interrupted: bool = False
+    stopped_by: str | None = None   # "SIGINT" (Ctrl-C) or "SIGTERM" when a signal ended the run
+    log_failed: str | None = None   # why the log stopped taking rows (a full disk), if it did
+    log_rows_lost: int = 0
+    frames_lost: int = 0             # annotated frames --save-frames could not write
     seconds: float = 0.0
     truth_digits: int = 0
     truth_errors: int = 0
@@ -265,8 +307,10 @@ class RunSummary:
 class _Outputs:
     """The optional annotated outputs of a run: window, video file, PNG frames."""
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, warn: Callable[[str], None] = lambda msg: None) -> None:
         self.options = options
+        self.warn = warn
+        self.frames_lost = 0
         self._video: cv2.VideoWriter | None = None
         self._video_size = (0, 0)
         if options.show:
@@ -286,7 +330,13 @@ class _Outputs:
         if o.save_frames is not None:
             ok, png = cv2.imencode(".png", view)
             if ok:
-                atomic_write_bytes(Path(o.save_frames) / f"frame{index:06d}.png", png.tobytes())
+                try:
+                    atomic_write_bytes(Path(o.save_frames) / f"frame{index:06d}.png", png.tobytes())
+                except OSError as exc:
+                    if not self.frames_lost:
+                        self.warn(f"cannot save frames in {o.save_frames} any more: {exc.strerror or exc}; "
+                                  "the reading goes on")
+                    self.frames_lost += 1
         if o.save_video is not None:
             if self._video is None:
                 path = Path(o.save_video)
@@ -295,7 +345,7 @@ class _Outputs:
                 self._video_size = (view.shape[1], view.shape[0])
                 self._video = cv2.VideoWriter(str(path), fourcc, 15.0, self._video_size)
                 if not self._video.isOpened():
-                    raise ReaderError(f"cannot write video {path} (use .avi or .mp4)")
+                    raise ReaderError(f"cannot write video {path}: OpenCV could not open it (use .avi or .mp4)")
             if (view.shape[1], view.shape[0]) != self._video_size:
                 view = cv2.resize(view, self._video_size)
             self._video.write(view)
@@ -310,6 +360,25 @@ class _Outputs:
             self._video = None
         if self.options.show:
             cv2.destroyAllWindows()
+
+
+def check_outputs(options: RunOptions) -> None:
+    """Fail before any work when an output cannot be written: one line naming the path and the reason."""
+    for flag, path, is_dir in (("--log", options.log, False), ("--save-frames", options.save_frames, True),
+                               ("--save-video", options.save_video, False)):
+        if path is None:
+            continue
+        folder = Path(path) if is_dir else Path(path).parent
+        if not is_dir and Path(path).is_dir():
+            raise ReaderError(f"{flag} {path} is a folder; give a file name")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReaderError(f"{flag} {path}: cannot create the folder {folder}: {exc.strerror or exc}") from exc
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ReaderError(f"{flag} {path}: the folder {folder} is not writable")
+    if options.save_video is not None and Path(options.save_video).suffix.lower() not in (".avi", ".mp4"):
+        raise ReaderError(f"--save-video {options.save_video}: use a .avi or .mp4 file name")
 
 
 _STAGES = ("capture", "page", "preprocess", "segmentation", "rejection", "inference", "drawing")
@@ -386,6 +455,26 @@ class _PowerReadings:
             return None
 
 
+class _StopOnTerm:
+    """SIGTERM (systemd ``stop``, ``docker stop``) ends the run like Ctrl-C, but between frames: the frame
+    in hand is finished, then every output is flushed and closed. Only the main thread can take signals;
+    elsewhere nothing is installed."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: object = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]
+            self._previous = None
+
+
 def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | None = None,
         on_frame: Callable[[dict[str, object]], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
@@ -402,7 +491,8 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
     empty counts every digit read as a phantom. A bad frame is
     skipped with a warning; a failing camera is closed and reopened with
     doubling back-off, up to ``retries`` failures in a row. Logs and outputs
-    are flushed and closed however the run ends, Ctrl-C included. With a
+    are flushed and closed however the run ends, Ctrl-C and SIGTERM included
+    (``stopped_by`` says which). With a
     power ``meter``, each frame's record and log row carry ``power_w``, read
     as the frame ends.
     """
@@ -410,9 +500,10 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
     warn = on_warning or (lambda msg: None)
     power = _PowerReadings(meter, warn)
     summary = RunSummary(source.name, str(getattr(classifier, "backend", type(classifier).__name__)))
+    check_outputs(options)
     log = FrameLog(options.log) if options.log is not None else None
     summary.log = str(options.log) if options.log is not None else None
-    outputs = _Outputs(options)
+    outputs = _Outputs(options, warn)
     reconnect = _Reconnect(options, sleep, warn)
     truth_of = getattr(source, "truth", None)
     live = bool(getattr(source, "live", True))
@@ -422,10 +513,11 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
     last_lines: list[str] | None = None
     last_stable: list[str] | None = None
     start = time.perf_counter()
+    stop = _StopOnTerm()
     source.want_display = outputs.wanted
     try:
         source.open()
-        while options.max_frames is None or summary.frames < options.max_frames:
+        while not stop.requested and (options.max_frames is None or summary.frames < options.max_frames):
             t0 = time.perf_counter()
             try:
                 frame = source.read()
@@ -480,6 +572,10 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
                     summary.phantom_digits += len(reading.digits)
             if log is not None:
                 log.write(_log_row(index, now, reading, timings, power_w, stable))
+                if log.failed is not None and not summary.log_failed:
+                    summary.log_failed = log.failed
+                    warn(f"cannot write the log {log.path} any more: {log.failed}; it keeps its whole rows so far, "
+                         "the reading goes on")
             summary.frames += 1
             summary.digits += len(reading.digits)
             summary.rejected += reading.rejected
@@ -487,14 +583,20 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
             if on_frame is not None:
                 on_frame(record)
     except KeyboardInterrupt:
-        summary.interrupted = True
+        summary.interrupted, summary.stopped_by = True, "SIGINT"
     finally:
+        stop.restore()
+        if stop.requested:
+            summary.interrupted, summary.stopped_by = True, "SIGTERM"
         summary.seconds = time.perf_counter() - start
         summary.page_detections = reader.tracker.detections
         source.close()
         outputs.close()
+        summary.frames_lost = outputs.frames_lost
         if log is not None:
             log.close()
+            summary.log_failed = log.failed
+            summary.log_rows_lost = log.lost
     return summary
 
 

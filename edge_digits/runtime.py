@@ -64,6 +64,26 @@ def resolve_backend(backend: str = "auto") -> str:
     raise InferenceError("no TFLite interpreter is installed: pip install ai-edge-litert (or tflite-runtime on a Pi)")
 
 
+def check_contract(name: str, input_shape: tuple[int, ...], output_shape: tuple[int, ...], classes: int) -> None:
+    """Say once, at load, when a model cannot be a digit model for the camera path: it must take one
+    28x28 grey image per batch entry ((N, 28, 28, 1) or (N, 28, 28)) and give ``classes`` scores.
+
+    >>> check_contract("m", (1, 28, 28, 1), (1, 10), 10)
+    >>> check_contract("m", (1, 32, 32, 1), (1, 10), 10)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    edge_digits.runtime.InferenceError: model m takes input of shape (1, 32, 32, 1); ... shape (N, 28, 28, 1)
+    """
+    dims = tuple(int(d) for d in input_shape)
+    if not (dims[1:] == (28, 28, 1) or dims[1:] == (28, 28)):
+        raise InferenceError(f"model {name} takes input of shape {dims}; edge-digits models take one 28x28 grey "
+                             "digit, shape (N, 28, 28, 1)")
+    out = tuple(int(d) for d in output_shape)
+    if not out or out[-1] != classes:
+        raise InferenceError(f"model {name} gives output of shape {out}; a digit model gives {classes} scores, "
+                             f"shape (N, {classes})")
+
+
 @dataclass(frozen=True)
 class TensorQuant:
     dtype: np.dtype
@@ -74,7 +94,8 @@ class TensorQuant:
 class Classifier:
     """A loaded digit model: ``predict`` maps uint8 images (N, 28, 28) to class scores (N, 10)."""
 
-    def __init__(self, model: str | os.PathLike[str], backend: str = "auto", threads: int = 1) -> None:
+    def __init__(self, model: str | os.PathLike[str], backend: str = "auto", threads: int = 1,
+                 classes: int = 10) -> None:
         self.model_path = Path(model)
         if not self.model_path.is_file():
             raise InferenceError(f"model {self.model_path} does not exist")
@@ -92,6 +113,7 @@ class Classifier:
                 self._onnx = OnnxSession(self.model_path, threads)
             except OnnxError as exc:
                 raise InferenceError(str(exc)) from exc
+            check_contract(self.model_path.name, self._onnx.input_shape, self._onnx.output_shape, classes)
             self.input = TensorQuant(np.dtype(np.int8), self._onnx.input_scale, self._onnx.input_zero_point)
             self.output = TensorQuant(np.dtype(np.int8), self._onnx.output_scale, self._onnx.output_zero_point)
             self.dynamic_batch = True
@@ -101,6 +123,7 @@ class Classifier:
             from edge_digits.tflm import TflmModel
 
             self._tflm = TflmModel(self.model_path.read_bytes())
+            check_contract(self.model_path.name, self._tflm.input_shape, self._tflm.output_shape, classes)
             self.input = TensorQuant(np.dtype(self._tflm.input_dtype), self._tflm.input_scale,
                                      self._tflm.input_zero_point)
             self.output = TensorQuant(np.dtype(self._tflm.output_dtype), self._tflm.output_scale,
@@ -116,6 +139,7 @@ class Classifier:
         except (ValueError, RuntimeError) as exc:
             raise InferenceError(f"cannot load {self.model_path}: {exc}") from exc
         inp, out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
+        check_contract(self.model_path.name, tuple(inp["shape"]), tuple(out["shape"]), classes)
         self._in_index, self._out_index = inp["index"], out["index"]
         self.input = TensorQuant(np.dtype(inp["dtype"]), float(inp["quantization"][0]), int(inp["quantization"][1]))
         self.output = TensorQuant(np.dtype(out["dtype"]), float(out["quantization"][0]),

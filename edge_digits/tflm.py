@@ -96,6 +96,7 @@ class TflmModel:
         inp = self._interp.get_input_details(0)
         out = self._interp.get_output_details(0)
         self.input_shape = tuple(int(d) for d in inp["shape"])
+        self.output_shape = tuple(int(d) for d in out["shape"])
         self.input_dtype = np.dtype(inp["dtype"])
         self.input_scale = float(inp["quantization_parameters"]["scales"][0])
         self.input_zero_point = int(inp["quantization_parameters"]["zero_points"][0])
