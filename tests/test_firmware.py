@@ -110,3 +110,53 @@ def test_broken_frames_get_error_frames_and_the_firmware_keeps_serving(builds) -
             assert info["board"] == "netduinoplus2"
         finally:
             port.close()
+
+
+def _send_in_pieces(port: device.Port, frame: bytes, pieces: list[int], gap_s: float) -> None:
+    """Write ``frame`` cut at the given offsets, waiting ``gap_s`` between pieces (a USB-serial adapter)."""
+    import time
+
+    edges = [0, *pieces, len(frame)]
+    for a, b in zip(edges[:-1], edges[1:]):
+        port.write(frame[a:b])
+        if gap_s:
+            time.sleep(gap_s)
+
+
+def _answer(port: device.Port, reader: proto.FrameReader, timeout: float = 10.0) -> proto.Frame:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frames = reader.feed(port.read(0.2))
+        if frames:
+            return frames[0]
+    raise AssertionError("no reply")
+
+
+@pytest.mark.parametrize("target", ["stm32f4-Os", "mps2-an386-O2"])
+def test_frames_in_pieces_and_trickled_bytes_are_all_answered(builds, target: str) -> None:
+    """Before the SysTick fix (a wrap counted late made time jump back 2^24 cycles, then forward by as
+    much, so the 500 ms frame timeout fired at once) 8 of 20 INFER frames in 16-byte pieces failed."""
+    import numpy as np
+
+    build = builds[target]
+    with run_qemu(target.rsplit("-", 1)[0], Path(build.elf)) as qemu:
+        port = device.open_port(qemu.spec)
+        reader = proto.FrameReader()
+        try:
+            device.DeviceClient(port, timeout=10).info()
+            info = proto.encode(proto.INFO)
+            for cut in range(1, len(info)):            # every split of a short frame
+                _send_in_pieces(port, info, [cut], 0.05)
+                assert _answer(port, reader).command == proto.INFO | proto.RESPONSE, cut
+            for gap in (0.1, 0.25, 0.4):                # each byte alone, up to 400 ms apart (timeout: 500)
+                _send_in_pieces(port, info, list(range(1, len(info))), gap)
+                assert _answer(port, reader).command == proto.INFO | proto.RESPONSE, gap
+            infer = proto.encode(proto.INFER, np.zeros(784, np.int8).tobytes())
+            for size, gap in ((1, 0.0005), (4, 0.003), (16, 0.003), (64, 0.2)):
+                for _ in range(3):
+                    _send_in_pieces(port, infer, list(range(size, len(infer), size)), gap)
+                    assert _answer(port, reader).command == proto.INFER | proto.RESPONSE, (size, gap)
+        finally:
+            port.close()

@@ -36,17 +36,27 @@ int cortexm_uses_dwt(void)
     return use_dwt;
 }
 
+/* SysTick reloads at the wrap, a little before its interrupt counts the wrap (at once on silicon
+ * unless interrupts are masked; at the next translation block under QEMU). A reading taken in between
+ * sees the reloaded counter with the old wrap count, a time 2^24 cycles in the past, so a wrap whose
+ * interrupt is still pending is counted here. A pending flag seen with a small counter value belongs
+ * to a wrap that came after the value was read, and is left to the interrupt. */
 uint32_t cortexm_cycles(void)
 {
     uint32_t wraps;
     uint32_t value;
+    uint32_t pending;
     if (use_dwt) {
         return DWT_CYCCNT;
     }
     do {
         wraps = systick_wraps;
         value = SYST_CVR;
+        pending = SCB_ICSR & ICSR_PENDSTSET;
     } while (wraps != systick_wraps);
+    if (pending && value > (0x00FFFFFFu >> 1)) {
+        wraps++;
+    }
     return (wraps << 24) + (0x00FFFFFFu - value);
 }
 
@@ -57,7 +67,11 @@ uint32_t cortexm_millis(uint32_t clock_hz)
     static uint32_t millis;
     uint32_t now = cortexm_cycles();
     uint32_t per_ms = clock_hz / 1000u;
-    carry += now - last;
+    uint32_t delta = now - last;
+    if (delta >= 0x80000000u) {
+        return millis; /* a reading older than the last one: time never runs back */
+    }
+    carry += delta;
     last = now;
     while (carry >= per_ms) {
         carry -= per_ms;
