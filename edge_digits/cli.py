@@ -176,13 +176,13 @@ def train_reject_cmd(out: Path, seed: int, positives: int, negatives: int, epoch
     click.echo(f"wrote {out / 'reject_int8.tflite'} and {out / 'report.md'}")
 
 
-def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    from edge_digits.tune import TuneError, parse_bytes
+def _size(ctx: click.Context, param: click.Parameter | None, value: str | None) -> int | None:
+    from edge_digits.fileio import parse_bytes
 
     try:
         return parse_bytes(value) if value is not None else None
-    except TuneError as exc:
-        raise click.BadParameter(str(exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from exc
 
 
 @main.command("tune")
@@ -741,6 +741,12 @@ def _classifier(model: Path | None, backend: str, threads: int) -> DigitClassifi
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame per line on stdout.")
 @click.option("--log", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Per-frame stage timings to FILE.jsonl or FILE.csv.")
+@click.option("--log-every", type=click.Choice(["frame", "change"]), default="frame", show_default=True,
+              help="A log row for every frame, or only when the (settled) reading changes.")
+@click.option("--log-rotate", default=None, metavar="SIZE|daily",
+              help="Start a new log file past SIZE (e.g. 50MB) or at midnight; older ones become FILE.1, FILE.2...")
+@click.option("--log-keep", type=click.IntRange(0, 1000), default=7, show_default=True,
+              help="Rotated log files kept.")
 @click.option("--save-frames", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write annotated frames as PNG files into this folder.")
 @click.option("--save-video", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -751,9 +757,9 @@ def _classifier(model: Path | None, backend: str, threads: int) -> DigitClassifi
 @_with_model_options
 @_with_power_options
 def run(camera: str | None, video: Path | None, images: str | None, rotate: str, as_json: bool, log: Path | None,
-        save_frames: Path | None, save_video: Path | None, show: bool, max_frames: int | None, page: str,
-        reject: str, stable: tuple[int, int], model: Path | None, backend: str, threads: int, power_meter: str,
-        i2c_bus: int, i2c_address: int, shunt_ohms: float) -> None:
+        log_every: str, log_rotate: str | None, log_keep: int, save_frames: Path | None, save_video: Path | None,
+        show: bool, max_frames: int | None, page: str, reject: str, stable: tuple[int, int], model: Path | None,
+        backend: str, threads: int, power_meter: str, i2c_bus: int, i2c_address: int, shunt_ohms: float) -> None:
     """Read handwritten digits from a camera, a video or images (no source, no camera: the demo clip).
 
     On a camera or a video the printed and drawn reading is the settled one
@@ -803,9 +809,12 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
             shown = " ".join(lines) if isinstance(lines, list) else ""
             click.echo(f"frame {record['frame']}: {shown or '(no digits)'}  [{count} digits, {total:.1f} ms]")
 
+    daily = log_rotate is not None and log_rotate.strip().lower() == "daily"
+    max_bytes = None if log_rotate is None or daily else _size(click.get_current_context(), None, log_rotate)
     options = RunOptions(rotate=int(rotate) if rotate != "auto" else "auto", page=page_mode, stable_k=k,
-                         stable_n=n, max_frames=max_frames, log=log, save_frames=save_frames,
-                         save_video=save_video, show=show)
+                         stable_n=n, max_frames=max_frames, log=log, log_every=log_every, log_max_bytes=max_bytes,
+                         log_daily=daily, log_keep=log_keep, save_frames=save_frames, save_video=save_video,
+                         show=show)
     meter = _open_meter(power_meter, i2c_bus, i2c_address, shunt_ohms)
     try:
         summary = run_reader(source, clf, options, on_frame=on_frame,
@@ -840,7 +849,8 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
         click.echo(f"power: {summary.mean_power_w:.3f} W mean over {summary.power_readings} frames", err=True)
     if summary.log:
         lost = f" ({summary.log_rows_lost} rows not written: {summary.log_failed})" if summary.log_failed else ""
-        click.echo(f"log: {summary.log}{lost}", err=True)
+        turned = f", rotated {summary.log_rotations} times" if summary.log_rotations else ""
+        click.echo(f"log: {summary.log}{lost}{turned}", err=True)
     if summary.frames_lost:
         click.echo(f"saved frames: {summary.frames_lost} could not be written", err=True)
     if summary.stopped_by is not None:   # the shell's convention: 128 + the signal's number

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,19 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write an object as indented JSON atomically, ending with a newline."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]i?[bB]?|[bB])?\s*$")
+
+
+def parse_bytes(text: str) -> int:
+    """``24KB``, ``24k``, ``1.5MB``, ``2GB`` or ``24576`` as bytes (KB = 1024 bytes, as flash and RAM are sized).
+
+    >>> parse_bytes("24KB"), parse_bytes("1.5MB")
+    (24576, 1572864)
+    """
+    found = _SIZE.match(str(text))
+    if not found:
+        raise ValueError(f"{text!r} is not a size: write it as 24KB, 12k, 1MB or a number of bytes")
+    unit = (found.group(2) or "b").lower()[0]
+    return int(float(found.group(1)) * {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[unit])

@@ -136,24 +136,51 @@ class FrameLog:
 
     A write that fails (a full disk, an unplugged stick) is cut back to the last whole row; the log then
     stops taking rows (``failed`` says why, ``lost`` counts the rows not written) and the run goes on.
+    With ``max_bytes`` or ``daily`` the file is rotated (``run.jsonl.1``, ``.2``, ... ``keep`` of them).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int | None = None, daily: bool = False, keep: int = 7,
+                 clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in (".jsonl", ".csv"):
             raise ReaderError(f"--log must end in .jsonl or .csv, not {self.path.name}")
+        self._csv = suffix == ".csv"
+        self.max_bytes, self.daily, self.keep, self.clock = max_bytes, daily, keep, clock
+        self.failed: str | None = None
+        self.lost = 0
+        self.rotations = 0
+        self._fd = -1
+        self._open()
+
+    def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as exc:
             raise ReaderError(f"cannot write the log {self.path}: {exc.strerror or exc}") from exc
-        self._csv = suffix == ".csv"
         self._good = 0
-        self.failed: str | None = None
-        self.lost = 0
+        self._day = time.localtime(self.clock())[:3]
         if self._csv:
             self._append(",".join(LOG_FIELDS) + "\r\n")
+
+    def _rotate(self) -> None:
+        """Close the current file, shift ``log.1`` .. ``log.(keep-1)`` up by one (the oldest goes), and
+        start ``log`` afresh: a week of rows at 30 frames a second stays bounded."""
+        self.close()
+        for i in range(self.keep - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        if self.keep > 0:
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self.rotations += 1
+        self._open()
+
+    def _due(self, size: int) -> bool:
+        if self.max_bytes is not None and self._good + size > self.max_bytes and self._good > 0:
+            return True
+        return self.daily and time.localtime(self.clock())[:3] != self._day
 
     def _line(self, row: dict[str, object]) -> str:
         if not self._csv:
@@ -181,7 +208,13 @@ class FrameLog:
                 pass
 
     def write(self, row: dict[str, object]) -> None:
-        self._append(self._line(row))
+        line = self._line(row)
+        if self.failed is None and self._due(len(line.encode("utf-8"))):
+            try:
+                self._rotate()
+            except (OSError, ReaderError) as exc:
+                self.failed = f"rotating the log failed: {exc}"
+        self._append(line)
 
     def close(self) -> None:
         if self._fd < 0:
@@ -235,6 +268,10 @@ class RunOptions:
     line_filter: bool = True
     max_frames: int | None = None
     log: Path | None = None
+    log_every: str = "frame"          # "frame": a row per frame; "change": only when the reading changes
+    log_max_bytes: int | None = None  # rotate the log past this size
+    log_daily: bool = False           # rotate the log at midnight
+    log_keep: int = 7                 # rotated files kept
     save_frames: Path | None = None
     save_video: Path | None = None
     show: bool = False
@@ -257,6 +294,7 @@ class RunSummary:
     stopped_by: str | None = None   # "SIGINT" (Ctrl-C) or "SIGTERM" when a signal ended the run
     log_failed: str | None = None   # why the log stopped taking rows (a full disk), if it did
     log_rows_lost: int = 0
+    log_rotations: int = 0
     frames_lost: int = 0             # annotated frames --save-frames could not write
     seconds: float = 0.0
     truth_digits: int = 0
@@ -501,7 +539,11 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
     power = _PowerReadings(meter, warn)
     summary = RunSummary(source.name, str(getattr(classifier, "backend", type(classifier).__name__)))
     check_outputs(options)
-    log = FrameLog(options.log) if options.log is not None else None
+    if options.log_every not in ("frame", "change"):
+        raise ReaderError(f"log_every must be frame or change, not {options.log_every!r}")
+    log = FrameLog(options.log, options.log_max_bytes, options.log_daily, options.log_keep) \
+        if options.log is not None else None
+    logged: list[str] | None = None
     summary.log = str(options.log) if options.log is not None else None
     outputs = _Outputs(options, warn)
     reconnect = _Reconnect(options, sleep, warn)
@@ -570,8 +612,10 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
                 else:
                     summary.blank_frames += 1
                     summary.phantom_digits += len(reading.digits)
-            if log is not None:
+            shown = stable if stable is not None else reading.lines
+            if log is not None and (options.log_every == "frame" or shown != logged):
                 log.write(_log_row(index, now, reading, timings, power_w, stable))
+                logged = shown
                 if log.failed is not None and not summary.log_failed:
                     summary.log_failed = log.failed
                     warn(f"cannot write the log {log.path} any more: {log.failed}; it keeps its whole rows so far, "
@@ -597,6 +641,7 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
             log.close()
             summary.log_failed = log.failed
             summary.log_rows_lost = log.lost
+            summary.log_rotations = log.rotations
     return summary
 
 

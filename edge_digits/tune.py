@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_digits import fileio
 from edge_digits.fileio import atomic_write_bytes, atomic_write_json
 from edge_digits.recipe import Recipe, RecipeError, read_recipe_data, recipe_from_dict
 
@@ -28,7 +29,6 @@ FILTERS = {"c1": (4, 6, 8, 10, 12), "c2": (8, 12, 16, 20, 24), "c3": (0, 8, 12, 
            "c5": (0, 16, 24, 32), "c4": (24, 32, 40, 48, 64)}
 LEARNING_RATE = (0.002, 0.012)
 TRAINING = {"label_smoothing": (0.0, 0.05, 0.1), "l2": (0.0, 1e-5, 1e-4)}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]i?[bB]?|[bB])?\s*$")
 
 
 class TuneError(ValueError):
@@ -36,12 +36,11 @@ class TuneError(ValueError):
 
 
 def parse_bytes(text: str) -> int:
-    """``24KB``, ``24k``, ``1.5MB`` or ``24576`` as bytes (KB = 1024 bytes, as flash and RAM are sized)."""
-    found = _SIZE.match(str(text))
-    if not found:
-        raise TuneError(f"{text!r} is not a size: write it as 24KB, 12k, 1MB or a number of bytes")
-    unit = (found.group(2) or "b").lower()[0]
-    return int(float(found.group(1)) * {"b": 1, "k": 1024, "m": 1024 * 1024}[unit])
+    """:func:`fileio.parse_bytes`, raising TuneError for a budget that is not a size."""
+    try:
+        return fileio.parse_bytes(text)
+    except ValueError as exc:
+        raise TuneError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

@@ -177,3 +177,33 @@ def test_a_damaged_cache_is_said_before_it_is_repaired(tmp_path: Path, mnist_cac
     with pytest.warns(UserWarning, match=f"{data.TEST_LABELS}: SHA-256"):
         _, _, _, y_test = data.load_mnist(cache)
     assert len(y_test) == 10000 and data.verify_cache(cache) == {}
+
+
+def test_the_log_rotates_by_size_and_by_day_and_keeps_what_it_is_told(tmp_path: Path) -> None:
+    log = FrameLog(tmp_path / "run.jsonl", max_bytes=2000, keep=2)
+    for i in range(40):
+        log.write({"frame": i, "lines": "1234567890" * 20})
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["run.jsonl", "run.jsonl.1", "run.jsonl.2"] and log.rotations > 2
+    frames = [json.loads(r)["frame"] for name in ("run.jsonl.2", "run.jsonl.1", "run.jsonl")
+              for r in (tmp_path / name).read_text().splitlines()]
+    assert frames == list(range(40 - len(frames), 40))      # the newest rows, in order, none cut
+    assert all((tmp_path / n).stat().st_size <= 2000 for n in files)
+    now = {"t": time.mktime((2026, 12, 1, 23, 59, 0, 0, 0, -1))}
+    daily = FrameLog(tmp_path / "day.csv", daily=True, keep=3, clock=lambda: now["t"])
+    daily.write({"frame": 0})
+    now["t"] += 120                                           # past midnight
+    daily.write({"frame": 1})
+    daily.close()
+    assert (tmp_path / "day.csv.1").read_text().splitlines()[1].startswith("0,")
+    assert (tmp_path / "day.csv").read_text().splitlines()[0].startswith("frame,")   # a new header
+
+
+def test_log_every_change_writes_a_row_when_the_settled_reading_changes(tmp_path: Path, classifier: Any,
+                                                                       rejector: Any) -> None:
+    summary = run(cam.DemoClipSource(frames=30), classifier, RunOptions(log=tmp_path / "c.jsonl", log_every="change"),
+                  rejector=rejector)
+    rows = [json.loads(r) for r in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert 2 <= len(rows) <= summary.stable_changes + 1 < summary.frames
+    assert all(a["stable_lines"] != b["stable_lines"] for a, b in zip(rows, rows[1:]))
