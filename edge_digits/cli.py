@@ -7,6 +7,7 @@ that ``edge-digits --help`` stays fast and never imports TensorFlow.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +24,51 @@ class EdgeDigitsError(click.ClickException):
     """An expected failure: printed as ``Error: message`` with exit code 1."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group: a file or disk error that a command did not expect (a full disk, a folder that
+    vanished) is one line naming the path, exit 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            raise EdgeDigitsError(f"{where}{exc.strerror or exc}") from exc
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _writable(value: Path | None, flag: str, folder: bool) -> Path | None:
+    """Check an output path before any work: its folder is (or can be made) a writable folder."""
+    if value is None:
+        return None
+    path = Path(value)
+    if folder and path.exists() and not path.is_dir():
+        raise EdgeDigitsError(f"{flag} {path}: it is a file, not a folder")
+    if not folder and path.is_dir():
+        raise EdgeDigitsError(f"{flag} {path}: it is a folder; give a file name")
+    base = _nearest_existing(path if folder else path.parent)
+    if not base.is_dir():
+        raise EdgeDigitsError(f"{flag} {path}: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise EdgeDigitsError(f"{flag} {path}: {base} is not writable")
+    return path
+
+
+def _out_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    return _writable(value, "/".join(param.opts), folder=True)
+
+
+def _out_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    return _writable(value, "/".join(param.opts), folder=False)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="edge-digits")
 def main() -> None:
     """Handwritten-digit recognition from training to a Pi camera and a microcontroller."""
@@ -96,7 +141,8 @@ def data_info(cache_dir: Path | None, as_json: bool) -> None:
 
 @data.command("show")
 @_cache_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG file to write.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, callback=_out_file,
+              help="PNG file to write.")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option("--rows", type=click.IntRange(1, 100), default=8, show_default=True)
 @click.option("--cols", type=click.IntRange(1, 100), default=12, show_default=True)
@@ -116,7 +162,7 @@ def data_show(cache_dir: Path | None, out: Path, split: str, rows: int, cols: in
 @click.option("--recipe", "recipe_name", required=True,
               help="A recipe name from training/recipes (standard, micro, seed-cnn, logreg) or a .yaml path "
                    "(such as training/recipes/lab/micro-distilled.yaml).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=_out_dir, required=True,
               help="Folder for the models, report.json and plots.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes the run repeatable.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT from its last checkpoint.")
@@ -153,7 +199,7 @@ def train_cmd(recipe_name: str, out: Path, seed: int, resume: bool, epochs: int 
 
 
 @main.command("train-reject")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=_out_dir, required=True,
               help="Folder for reject_int8.tflite, report.json and report.md.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes the run repeatable.")
 @click.option("--positives", type=click.IntRange(100, 55000), default=50000, show_default=True,
@@ -188,7 +234,7 @@ def _size(ctx: click.Context, param: click.Parameter | None, value: str | None) 
 @main.command("tune")
 @click.option("--base", default="micro", show_default=True,
               help="Recipe whose training, augmentation and QAT every trial keeps (name or .yaml path).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=_out_dir, required=True,
               help="Folder for the trials, study.db (default storage), tune.md/json, pareto.png, best.yaml.")
 @click.option("--trials", type=click.IntRange(1, 10000), default=20, show_default=True,
               help="Trials this worker adds to the study.")
@@ -248,7 +294,7 @@ def tune_cmd(base: str, out: Path, trials: int, epochs: int | None, max_flash: i
               help="With --robustness: the Keras model behind each MODEL, in order, for FGSM "
                    "(default: model_qat.h5 or model.keras beside the .tflite, as a training run writes them).")
 @click.option("--seed", type=int, default=0, show_default=True, help="With --robustness: seed of the perturbations.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=_out_dir,
               help="With --robustness: folder for robustness.json, robustness.md and the plots.")
 @_cache_option
 def eval_cmd(models: tuple[str, ...], backend: str, threads: int, limit: int, as_json: bool, robustness: bool,
@@ -328,7 +374,7 @@ def _robustness(given: tuple[str, ...], paths: list[Path], keras_models: tuple[P
 
 @main.command("convert")
 @click.argument("model")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=_out_dir, required=True,
               help="Folder for model.tflite, model_data.h/.cc, model_ops.h and manifest.json.")
 @click.option("--name", default="model", show_default=True, help="C identifier used to name the arrays.")
 @click.option("--calibration", type=click.IntRange(1), default=500, show_default=True,
@@ -428,7 +474,7 @@ def _build(target: str, model: Path | None, out: Path | None, board: str | None,
 
 @firmware.command("generate")
 @click.argument("model")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), callback=_out_dir, required=True,
               help="Folder to write model.c, model.h, the kernel sources and summary.json into (replaced).")
 def firmware_generate(model: str, out_dir: Path) -> None:
     """Write C code for MODEL (.tflite, or standard/micro): weights in flash, one static scratch buffer, ed_invoke()."""
@@ -453,7 +499,7 @@ def firmware_generate(model: str, out_dir: Path) -> None:
 @_board_option
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="int8 .tflite (default: the bundled micro model).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=_out_dir, default=None,
               help="Output folder (default: build/firmware/TARGET).")
 @click.option("--opt", type=click.Choice(["-Os", "-O2"]), default="-Os", show_default=True)
 def firmware_build(target: str, board: str | None, model: Path | None, out: Path | None, opt: str) -> None:
@@ -502,7 +548,7 @@ def firmware_run(target: str, board: str | None, elf: Path | None, port: int | N
 @click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True)
 @click.option("--icount", type=click.IntRange(0, 10), default=None,
               help="The -icount shift QEMU runs with, so the report says what the cycles mean.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), callback=_out_file, default=None,
               help="Also write the result as JSON.")
 @_cache_option
 def validate_cmd(port_spec: str, baud: int, count: int, model: Path | None, timeout: float, retries: int,
@@ -546,7 +592,7 @@ def validate_cmd(port_spec: str, baud: int, count: int, model: Path | None, time
               show_default=True)
 @click.option("--probe", type=click.Choice(["openocd", "stlink", "pyocd"]), required=True)
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=_out_dir, default=None)
 def flash_cmd(target: str, board: str, probe: str, model: Path | None, out: Path | None) -> None:
     """Build (if needed) and flash the firmware onto a board through a debug probe."""
     from edge_digits.firmware.flash import FlashError, flash
@@ -629,7 +675,7 @@ def _default_bench_models() -> list[Path]:
               help="Samples per second.")
 @click.option("--from-device", "device_json", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A RESULT.json from `edge-digits validate --json` to show beside the host figures.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=_out_dir, default=None,
               help="Folder for bench.json, bench.md and plots.")
 @_cache_option
 @click.pass_context
@@ -957,7 +1003,7 @@ def eval_scenes(folder: Path | None, as_json: bool, reject: str, model: Path | N
 
 
 @main.command("compose-scenes")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=_out_dir, required=True,
               help="Folder for the frames and their truth.json.")
 @click.option("--kind", type=click.Choice(["photos", "mnist", "blank"]), default="photos", show_default=True,
               help="Pages to place: the shared photos, sheets of MNIST test digits, or blank sheets.")

@@ -207,3 +207,44 @@ def test_log_every_change_writes_a_row_when_the_settled_reading_changes(tmp_path
     rows = [json.loads(r) for r in (tmp_path / "c.jsonl").read_text().splitlines()]
     assert 2 <= len(rows) <= summary.stable_changes + 1 < summary.frames
     assert all(a["stable_lines"] != b["stable_lines"] for a, b in zip(rows, rows[1:]))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 12 KiB tmpfs (a full disk after a few dozen log rows); skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_real_full_disk_under_run(small_disk: Path) -> None:
+    result = CliRunner().invoke(main, ["run", "--max-frames", "60", "--log", str(small_disk / "run.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("cannot write the log") == 1 and "No space left" in result.output
+    assert "rows not written" in result.output and "done: 60 frames" in result.output
+    rows = (small_disk / "run.jsonl").read_text().splitlines(keepends=True)
+    assert 10 < len(rows) < 60 and all(r.endswith("\n") and json.loads(r) for r in rows)
+    result = CliRunner().invoke(main, ["run", "--max-frames", "3", "--save-frames", str(small_disk / "frames")])
+    assert result.exit_code == 0 and result.output.count("cannot save frames") == 1, result.output
+    assert "3 could not be written" in result.output
+    assert not list((small_disk / "frames").glob(".*partial"))   # no half-written frame left behind
+
+
+def test_read_only_outputs_are_refused_before_any_work(small_disk: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    for args in (["convert", "micro", "--out", f"{small_disk}/c"],
+                 ["bench", "--model", "micro", "--out", f"{small_disk}/b"],
+                 ["run", "--max-frames", "1", "--log", f"{small_disk}/run.jsonl"],
+                 ["data", "show", "--out", f"{small_disk}/grid.png"]):
+        started = time.monotonic()
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "not writable" in result.output and "Traceback" not in result.output, args
+        assert time.monotonic() - started < 20, args   # refused up front, nothing measured first
+    result = CliRunner().invoke(main, ["data", "fetch", "--cache-dir", f"{small_disk}/cache"])
+    assert result.exit_code == 1 and "Read-only file system" in result.output
