@@ -793,6 +793,8 @@ def _classifier(model: Path | None, backend: str, threads: int) -> DigitClassifi
               help="Start a new log file past SIZE (e.g. 50MB) or at midnight; older ones become FILE.1, FILE.2...")
 @click.option("--log-keep", type=click.IntRange(0, 1000), default=7, show_default=True,
               help="Rotated log files kept.")
+@click.option("--disk-full", type=click.Choice(["continue", "stop"]), default="continue", show_default=True,
+              help="When the log or saved frames cannot be written: keep reading, or end the run (exit 1).")
 @click.option("--save-frames", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write annotated frames as PNG files into this folder.")
 @click.option("--save-video", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -803,9 +805,10 @@ def _classifier(model: Path | None, backend: str, threads: int) -> DigitClassifi
 @_with_model_options
 @_with_power_options
 def run(camera: str | None, video: Path | None, images: str | None, rotate: str, as_json: bool, log: Path | None,
-        log_every: str, log_rotate: str | None, log_keep: int, save_frames: Path | None, save_video: Path | None,
-        show: bool, max_frames: int | None, page: str, reject: str, stable: tuple[int, int], model: Path | None,
-        backend: str, threads: int, power_meter: str, i2c_bus: int, i2c_address: int, shunt_ohms: float) -> None:
+        log_every: str, log_rotate: str | None, log_keep: int, disk_full: str, save_frames: Path | None,
+        save_video: Path | None, show: bool, max_frames: int | None, page: str, reject: str,
+        stable: tuple[int, int], model: Path | None, backend: str, threads: int, power_meter: str, i2c_bus: int,
+        i2c_address: int, shunt_ohms: float) -> None:
     """Read handwritten digits from a camera, a video or images (no source, no camera: the demo clip).
 
     On a camera or a video the printed and drawn reading is the settled one
@@ -859,8 +862,8 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
     max_bytes = None if log_rotate is None or daily else _size(click.get_current_context(), None, log_rotate)
     options = RunOptions(rotate=int(rotate) if rotate != "auto" else "auto", page=page_mode, stable_k=k,
                          stable_n=n, max_frames=max_frames, log=log, log_every=log_every, log_max_bytes=max_bytes,
-                         log_daily=daily, log_keep=log_keep, save_frames=save_frames, save_video=save_video,
-                         show=show)
+                         log_daily=daily, log_keep=log_keep, stop_on_disk_error=disk_full == "stop",
+                         save_frames=save_frames, save_video=save_video, show=show)
     meter = _open_meter(power_meter, i2c_bus, i2c_address, shunt_ohms)
     try:
         summary = run_reader(source, clf, options, on_frame=on_frame,
@@ -875,7 +878,8 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
     finally:
         if meter is not None:
             meter.close()
-    end = {"SIGINT": "interrupted (Ctrl-C)", "SIGTERM": "stopped (SIGTERM)"}.get(summary.stopped_by or "", "done")
+    end = {"SIGINT": "interrupted (Ctrl-C)", "SIGTERM": "stopped (SIGTERM)",
+           "disk": "stopped (disk full)"}.get(summary.stopped_by or "", "done")
     click.echo(f"{end}: {summary.frames} frames, {summary.digits} digits, {summary.fps:.1f} FPS, "
                f"{summary.skipped} skipped, {summary.camera_failures} camera failures", err=True)
     if summary.digit_accuracy is not None:
@@ -900,7 +904,7 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
     if summary.frames_lost:
         click.echo(f"saved frames: {summary.frames_lost} could not be written", err=True)
     if summary.stopped_by is not None:   # the shell's convention: 128 + the signal's number
-        click.get_current_context().exit(130 if summary.stopped_by == "SIGINT" else 143)
+        click.get_current_context().exit({"SIGINT": 130, "SIGTERM": 143}.get(summary.stopped_by, 1))
 
 
 @main.command("eval-photos")

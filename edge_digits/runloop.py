@@ -177,6 +177,14 @@ class FrameLog:
         self.rotations += 1
         self._open()
 
+    def rotate_now(self) -> None:
+        """Start a new file now (SIGHUP), keeping the old one as ``FILE.1``."""
+        if self.failed is None:
+            try:
+                self._rotate()
+            except (OSError, ReaderError) as exc:
+                self.failed = f"rotating the log failed: {exc}"
+
     def _due(self, size: int) -> bool:
         if self.max_bytes is not None and self._good + size > self.max_bytes and self._good > 0:
             return True
@@ -210,10 +218,7 @@ class FrameLog:
     def write(self, row: dict[str, object]) -> None:
         line = self._line(row)
         if self.failed is None and self._due(len(line.encode("utf-8"))):
-            try:
-                self._rotate()
-            except (OSError, ReaderError) as exc:
-                self.failed = f"rotating the log failed: {exc}"
+            self.rotate_now()
         self._append(line)
 
     def close(self) -> None:
@@ -272,6 +277,7 @@ class RunOptions:
     log_max_bytes: int | None = None  # rotate the log past this size
     log_daily: bool = False           # rotate the log at midnight
     log_keep: int = 7                 # rotated files kept
+    stop_on_disk_error: bool = False  # end the run when the log or saved frames cannot be written
     save_frames: Path | None = None
     save_video: Path | None = None
     show: bool = False
@@ -291,7 +297,7 @@ class RunSummary:
     skipped: int = 0
     camera_failures: int = 0
     interrupted: bool = False
-    stopped_by: str | None = None   # "SIGINT" (Ctrl-C) or "SIGTERM" when a signal ended the run
+    stopped_by: str | None = None   # "SIGINT" (Ctrl-C), "SIGTERM", or "disk" (stop_on_disk_error)
     log_failed: str | None = None   # why the log stopped taking rows (a full disk), if it did
     log_rows_lost: int = 0
     log_rotations: int = 0
@@ -493,24 +499,31 @@ class _PowerReadings:
             return None
 
 
-class _StopOnTerm:
+class _Signals:
     """SIGTERM (systemd ``stop``, ``docker stop``) ends the run like Ctrl-C, but between frames: the frame
-    in hand is finished, then every output is flushed and closed. Only the main thread can take signals;
-    elsewhere nothing is installed."""
+    in hand is finished, then every output is flushed and closed. SIGHUP (``systemctl reload``, logrotate)
+    starts a new log file between frames. Only the main thread can take signals; elsewhere nothing is
+    installed."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: object = None
+        self.reopen = False
+        self._previous: dict[int, object] = {}
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._stop)
+            if hasattr(signal, "SIGHUP"):
+                self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._reopen)
 
-    def _handle(self, signum: int, frame: object) -> None:
+    def _stop(self, signum: int, frame: object) -> None:
         self.requested = True
 
+    def _reopen(self, signum: int, frame: object) -> None:
+        self.reopen = True
+
     def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]
-            self._previous = None
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+        self._previous = {}
 
 
 def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | None = None,
@@ -555,7 +568,7 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
     last_lines: list[str] | None = None
     last_stable: list[str] | None = None
     start = time.perf_counter()
-    stop = _StopOnTerm()
+    stop = _Signals()
     source.want_display = outputs.wanted
     try:
         source.open()
@@ -613,15 +626,22 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
                     summary.blank_frames += 1
                     summary.phantom_digits += len(reading.digits)
             shown = stable if stable is not None else reading.lines
+            if log is not None and stop.reopen:
+                stop.reopen = False
+                log.rotate_now()
             if log is not None and (options.log_every == "frame" or shown != logged):
                 log.write(_log_row(index, now, reading, timings, power_w, stable))
                 logged = shown
                 if log.failed is not None and not summary.log_failed:
                     summary.log_failed = log.failed
+                    goes_on = "the run stops" if options.stop_on_disk_error else "the reading goes on"
                     warn(f"cannot write the log {log.path} any more: {log.failed}; it keeps its whole rows so far, "
-                         "the reading goes on")
+                         f"{goes_on}")
             summary.frames += 1
             summary.digits += len(reading.digits)
+            if options.stop_on_disk_error and (summary.log_failed or outputs.frames_lost):
+                summary.stopped_by = "disk"
+                break
             summary.rejected += reading.rejected
             summary.pages_found += reading.page is not None
             if on_frame is not None:

@@ -248,3 +248,29 @@ def test_read_only_outputs_are_refused_before_any_work(small_disk: Path) -> None
         assert time.monotonic() - started < 20, args   # refused up front, nothing measured first
     result = CliRunner().invoke(main, ["data", "fetch", "--cache-dir", f"{small_disk}/cache"])
     assert result.exit_code == 1 and "Read-only file system" in result.output
+
+
+def test_sighup_starts_a_new_log_file_and_the_run_goes_on(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "edge_digits", "run", "--json", "--max-frames", "100000", "--log",
+           str(tmp_path / "run.jsonl")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    for _ in range(4):
+        proc.stdout.readline()
+    proc.send_signal(signal.SIGHUP)
+    for _ in range(4):
+        proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    old = (tmp_path / "run.jsonl.1").read_text().splitlines()
+    new = (tmp_path / "run.jsonl").read_text().splitlines()
+    frames = [json.loads(r)["frame"] for r in old + new]
+    assert old and new and frames == list(range(len(frames)))   # nothing lost, nothing twice
+
+
+def test_disk_full_stop_ends_the_run_with_exit_1(small_disk: Path) -> None:
+    result = CliRunner().invoke(main, ["run", "--max-frames", "60", "--log", str(small_disk / "run.jsonl"),
+                                       "--disk-full", "stop"])
+    assert result.exit_code == 1 and "stopped (disk full)" in result.output and "the run stops" in result.output
