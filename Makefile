@@ -12,9 +12,10 @@ DEMO_OUT ?= out/demo
 
 # Debian packages: the Cortex-M toolchain and newlib, QEMU for the boards, clang + libFuzzer for the
 # protocol fuzzer, valgrind for instruction counts, wrk for the HTTP load test (tools/loadtest.py),
-# PostgreSQL for the test of `edge-digits tune` workers sharing one study.
+# PostgreSQL for the test of `edge-digits tune` workers sharing one study, systemd for `systemd-analyze verify`
+# of the unit `edge-digits service-unit` writes.
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang libclang-rt-14-dev valgrind wrk \
-                postgresql
+                postgresql systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup setup-system data demo test lint clean

@@ -785,6 +785,7 @@ def _classifier(model: Path | None, backend: str, threads: int) -> DigitClassifi
 @click.option("--rotate", type=click.Choice(["0", "90", "180", "270", "auto"]), default="0", show_default=True,
               help="Turn each frame clockwise before reading; auto finds the orientation and straightens tilt.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame per line on stdout.")
+@click.option("--quiet", is_flag=True, help="Print a frame's line only when the (settled) reading changes.")
 @click.option("--log", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Per-frame stage timings to FILE.jsonl or FILE.csv.")
 @click.option("--log-every", type=click.Choice(["frame", "change"]), default="frame", show_default=True,
@@ -804,7 +805,8 @@ def _classifier(model: Path | None, backend: str, threads: int) -> DigitClassifi
 @_page_options
 @_with_model_options
 @_with_power_options
-def run(camera: str | None, video: Path | None, images: str | None, rotate: str, as_json: bool, log: Path | None,
+def run(camera: str | None, video: Path | None, images: str | None, rotate: str, as_json: bool, quiet: bool,
+        log: Path | None,
         log_every: str, log_rotate: str | None, log_keep: int, disk_full: str, save_frames: Path | None,
         save_video: Path | None, show: bool, max_frames: int | None, page: str, reject: str,
         stable: tuple[int, int], model: Path | None, backend: str, threads: int, power_meter: str, i2c_bus: int,
@@ -846,7 +848,13 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
         raise EdgeDigitsError(str(exc)) from exc
     click.echo(f"source: {source.name}", err=True)
 
+    printed: list[object] = []
+
     def on_frame(record: dict[str, object]) -> None:
+        shown = record.get("stable_lines", record["lines"])
+        if quiet and printed and printed[-1] == shown:
+            return
+        printed[:] = [shown]
         if as_json:
             click.echo(json.dumps(record))
         else:
@@ -1030,6 +1038,31 @@ def compose_scenes(out: Path, kind: str, count: int, seed: int, backgrounds: str
     except (scenes.SceneError, photos.PhotoError, OSError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
     click.echo(f"wrote {count} frames and truth.json to {path}")
+
+
+@main.command("service-unit", context_settings={"ignore_unknown_options": True})
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=_out_file,
+              help="Write the unit here (default: print it).")
+@click.option("--user", default="pi", show_default=True, help="The user the service runs as.")
+@click.argument("run_args", nargs=-1, type=click.UNPROCESSED)
+def service_unit(out: Path | None, user: str, run_args: tuple[str, ...]) -> None:
+    """A systemd unit that runs `edge-digits run RUN_ARGS` unattended (default: the camera, a daily log).
+
+    Put the run options after `--`: edge-digits service-unit --out edge-digits.service -- --camera --rotate 90
+    """
+    from edge_digits.fileio import atomic_write_text
+    from edge_digits.service import ServiceError, make_unit
+
+    try:
+        unit = make_unit(run_args, user)
+    except ServiceError as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    if out is None:
+        click.echo(unit.text(), nl=False)
+        return
+    atomic_write_text(out, unit.text())
+    click.echo(f"wrote {out}; install it with: sudo cp {out} /etc/systemd/system/ && "
+               f"sudo systemctl daemon-reload && sudo systemctl enable --now {out.stem}")
 
 
 @main.command("serve")
