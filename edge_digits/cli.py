@@ -911,6 +911,8 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
         click.echo(f"log: {summary.log}{lost}{turned}", err=True)
     if summary.frames_lost:
         click.echo(f"saved frames: {summary.frames_lost} could not be written", err=True)
+    if summary.video_stopped:
+        click.echo("video: stopped early, the disk was nearly full (what it holds plays)", err=True)
     if summary.stopped_by is not None:   # the shell's convention: 128 + the signal's number
         click.get_current_context().exit({"SIGINT": 130, "SIGTERM": 143}.get(summary.stopped_by, 1))
 

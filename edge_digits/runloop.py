@@ -302,6 +302,7 @@ class RunSummary:
     log_rows_lost: int = 0
     log_rotations: int = 0
     frames_lost: int = 0             # annotated frames --save-frames could not write
+    video_stopped: bool = False      # --save-video stopped early: the disk was nearly full
     seconds: float = 0.0
     truth_digits: int = 0
     truth_errors: int = 0
@@ -355,6 +356,7 @@ class _Outputs:
         self.options = options
         self.warn = warn
         self.frames_lost = 0
+        self.video_stopped = False
         self._video: cv2.VideoWriter | None = None
         self._video_size = (0, 0)
         if options.show:
@@ -381,7 +383,13 @@ class _Outputs:
                         self.warn(f"cannot save frames in {o.save_frames} any more: {exc.strerror or exc}; "
                                   "the reading goes on")
                     self.frames_lost += 1
-        if o.save_video is not None:
+        if o.save_video is not None and not self.video_stopped and index % 15 == 0 and \
+                _free_bytes(Path(o.save_video).parent) < VIDEO_RESERVE:
+            self.video_stopped = True
+            self.close_video()
+            self.warn(f"the disk under {o.save_video} is nearly full: the video stops here, with room left for "
+                      "its index; the reading goes on")
+        if o.save_video is not None and not self.video_stopped:
             if self._video is None:
                 path = Path(o.save_video)
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -398,12 +406,26 @@ class _Outputs:
             if cv2.waitKey(1) & 0xFF in (27, ord("q")):
                 raise KeyboardInterrupt
 
-    def close(self) -> None:
+    def close_video(self) -> None:
         if self._video is not None:
             self._video.release()
             self._video = None
+
+    def close(self) -> None:
+        self.close_video()
         if self.options.show:
             cv2.destroyAllWindows()
+
+
+VIDEO_RESERVE = 4 * 1024 * 1024   # a video stops while this much is free, so its index can still be written
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return VIDEO_RESERVE   # unknown: let the writer find out
+    return st.f_bavail * st.f_frsize
 
 
 def check_outputs(options: RunOptions) -> None:
@@ -639,7 +661,7 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
                          f"{goes_on}")
             summary.frames += 1
             summary.digits += len(reading.digits)
-            if options.stop_on_disk_error and (summary.log_failed or outputs.frames_lost):
+            if options.stop_on_disk_error and (summary.log_failed or outputs.frames_lost or outputs.video_stopped):
                 summary.stopped_by = "disk"
                 break
             summary.rejected += reading.rejected
@@ -657,6 +679,7 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
         source.close()
         outputs.close()
         summary.frames_lost = outputs.frames_lost
+        summary.video_stopped = outputs.video_stopped
         if log is not None:
             log.close()
             summary.log_failed = log.failed

@@ -240,6 +240,7 @@ def test_read_only_outputs_are_refused_before_any_work(small_disk: Path) -> None
     for args in (["convert", "micro", "--out", f"{small_disk}/c"],
                  ["bench", "--model", "micro", "--out", f"{small_disk}/b"],
                  ["run", "--max-frames", "1", "--log", f"{small_disk}/run.jsonl"],
+                 ["run", "--max-frames", "1", "--save-video", f"{small_disk}/run.avi"],   # not blamed on .avi
                  ["data", "show", "--out", f"{small_disk}/grid.png"]):
         started = time.monotonic()
         result = CliRunner().invoke(main, args)
@@ -274,3 +275,11 @@ def test_disk_full_stop_ends_the_run_with_exit_1(small_disk: Path) -> None:
     result = CliRunner().invoke(main, ["run", "--max-frames", "60", "--log", str(small_disk / "run.jsonl"),
                                        "--disk-full", "stop"])
     assert result.exit_code == 1 and "stopped (disk full)" in result.output and "the run stops" in result.output
+
+
+def test_a_video_on_a_nearly_full_disk_stops_in_time_to_stay_playable(small_disk: Path) -> None:
+    result = CliRunner().invoke(main, ["run", "--max-frames", "20", "--save-video", str(small_disk / "run.avi")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("nearly full") == 2 and "done: 20 frames" in result.output
+    video = small_disk / "run.avi"
+    assert not video.exists() or cv2.VideoCapture(str(video)).isOpened()
