@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_digits import __version__, cgen, tflm
+from edge_digits import __version__, cgen, int8, tflm
 from edge_digits.fileio import atomic_write_json
 
 TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
@@ -255,7 +255,7 @@ def verify_model(model: bytes, count: int, cache_dir: Path | None = None) -> Ver
     _, _, x_test, y_test = load_mnist(cache_dir)
     x, y = x_test[:count], y_test[:count]
     micro = tflm.TflmModel(model)
-    inputs = tflm.quantize_images(x, micro.input_scale, micro.input_zero_point)
+    inputs = int8.quantize_images(x, micro.input_scale, micro.input_zero_point)
     tflm_out = micro.invoke_raw(inputs)
     desk_out, backend = desktop_int8_outputs(model, inputs)
     same = np.all(tflm_out == desk_out, axis=1)

@@ -216,7 +216,7 @@ def validate(
     """Send ``count`` MNIST test images and compare every int8 output with the TFLM reference."""
     import hashlib
 
-    from edge_digits import tflm
+    from edge_digits import int8, tflm
     from edge_digits.data import load_mnist
 
     model_bytes = Path(model).read_bytes()
@@ -228,7 +228,7 @@ def validate(
     _, _, x_test, y_test = load_mnist(cache_dir)
     count = min(count, len(x_test))
     reference = tflm.TflmModel(model_bytes)
-    inputs = tflm.quantize_images(x_test[:count], reference.input_scale, reference.input_zero_point)
+    inputs = int8.quantize_images(x_test[:count], reference.input_scale, reference.input_zero_point)
     golden = reference.invoke_raw(inputs)
     outputs = golden.shape[1]
     labels, cycles, same = [], [], []

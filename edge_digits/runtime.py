@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_digits.int8 import quantize_images
+
 BACKENDS = ("auto", "litert", "tflite-runtime", "tensorflow", "tflm", "onnxruntime")
 _MODULES = {
     "litert": "ai_edge_litert.interpreter",
@@ -151,11 +153,9 @@ class Classifier:
 
     def quantize(self, images: np.ndarray) -> np.ndarray:
         """Images as the model's input tensor: pixel/255, quantized for int8 models, shape (N, 28, 28, 1)."""
-        x = images.astype(np.float32)[..., None] / np.float32(255.0)
         if self.input.dtype == np.int8:
-            q = np.round(x / np.float32(self.input.scale)) + self.input.zero_point
-            return np.clip(q, -128, 127).astype(np.int8)
-        return x
+            return quantize_images(images, self.input.scale, self.input.zero_point)[..., None]
+        return images.astype(np.float32)[..., None] / np.float32(255.0)
 
     def dequantize(self, raw: np.ndarray) -> np.ndarray:
         if self.output.dtype == np.int8:

@@ -102,7 +102,7 @@ class TeacherLogits:
         return local
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        from edge_digits.tflm import quantize_images
+        from edge_digits.int8 import quantize_images
 
         local = self._state()
         interp, inp = local.interp, local.input

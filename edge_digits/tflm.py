@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_digits.int8 import quantize_images
+
 _TOTAL_RE = re.compile(r"Arena allocation total (\d+) bytes")
 _HEAD_RE = re.compile(r"Arena allocation head (\d+) bytes")
 _TAIL_RE = re.compile(r"Arena allocation tail (\d+) bytes")
@@ -76,12 +78,6 @@ def allocates(model: bytes, arena_bytes: int) -> bool:
     _require_runtime()
     proc = _with_model_file(model, ["allocate", str(int(arena_bytes))])
     return proc.returncode == 0
-
-
-def quantize_images(images: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Map uint8 MNIST pixels (N, 28, 28) to the int8 input of a model whose input is pixel/255."""
-    q = np.round(images.astype(np.float32) / 255.0 / np.float32(scale)) + zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
 
 
 class TflmModel:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_digits import cgen, tflm
+from edge_digits import cgen, int8, tflm
 from edge_digits.convert import ConvertError, ModelSummary, check_for_tflm, convert_model, summarize_model
 
 
@@ -183,7 +183,7 @@ def test_tflm_model_predicts_like_its_raw_outputs(converted, mnist) -> None:
     model = tflm.TflmModel((converted.out_dir / "model.tflite").read_bytes())
     images = mnist[2][:5]
     scores = model.predict(images)
-    raw = model.invoke_raw(tflm.quantize_images(images, model.input_scale, model.input_zero_point))
+    raw = model.invoke_raw(int8.quantize_images(images, model.input_scale, model.input_zero_point))
     np.testing.assert_array_equal(scores.argmax(axis=1), raw.argmax(axis=1))
     assert np.allclose(scores.sum(axis=1), 1.0, atol=0.05)
 
@@ -191,7 +191,7 @@ def test_tflm_model_predicts_like_its_raw_outputs(converted, mnist) -> None:
 def test_test_input_header_holds_golden_tflm_outputs(converted, mnist, tmp_path: Path) -> None:
     out = converted.out_dir
     model = tflm.TflmModel((out / "model.tflite").read_bytes())
-    x = tflm.quantize_images(mnist[2][:1], model.input_scale, model.input_zero_point)
+    x = int8.quantize_images(mnist[2][:1], model.input_scale, model.input_zero_point)
     golden = model.invoke_raw(x)[0]
     text = (out / "model_test_input.h").read_text()
     assert f"kTestLabel = {int(mnist[3][0])}" in text

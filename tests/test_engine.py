@@ -24,6 +24,7 @@ import pytest
 tflite_micro = pytest.importorskip("tflite_micro")
 pytest.importorskip("tflite")
 
+from edge_digits import int8  # noqa: E402
 from edge_digits.firmware import GenerateResult, UnsupportedModelError, cgen, generate, plan, quant  # noqa: E402
 from edge_digits.firmware.graph import read_graph  # noqa: E402
 
@@ -127,7 +128,7 @@ _golden: dict[str, np.ndarray] = {}
 def check_model(model: Path, work: Path, x_test: np.ndarray, flags: list[str] = STRICT) -> Checked:
     """Build the engine for a model and compare it with the oracle on every test image."""
     exe, result = build_engine(model, work, flags)
-    images = quant.quantize_images(x_test, result.input_scale, result.input_zero_point)[..., None]
+    images = int8.quantize_images(x_test, result.input_scale, result.input_zero_point)[..., None]
     key = str(model)
     if key not in _golden:
         _golden[key] = run_oracle(model, images)

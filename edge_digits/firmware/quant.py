@@ -117,12 +117,3 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     return mult, left_shift, -int(radius)
 
 
-def quantize_images(images: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Quantize uint8 MNIST pixels to the model's int8 input: round(pixel / 255 / scale) + zero point, clamped.
-
-    >>> quantize_images(np.array([0, 255], dtype=np.uint8), 1 / 255, -128).tolist()
-    [-128, 127]
-    """
-    x = images.astype(np.float32) / np.float32(255.0)
-    q = np.round(x / np.float32(scale)) + zero_point
-    return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
