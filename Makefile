@@ -18,7 +18,7 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang 
                 postgresql systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-system data demo test lint clean
+.PHONY: setup setup-system data demo test test-fast lint clean
 
 setup: $(STAMP) setup-system
 
@@ -46,6 +46,10 @@ demo: data
 
 test: data
 	$(BIN)/python -m pytest -q
+
+# The inner loop: everything but the tests marked slow (training, searches, QEMU, all 10,000 test images).
+test-fast: data
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Lint and import order (ruff; rules in pyproject.toml). CI runs it before the tests.
 lint: setup

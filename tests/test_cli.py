@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import edge_digits
@@ -78,6 +79,7 @@ def test_bad_option_values_are_rejected(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--rows" in result.output
 
 
+@pytest.mark.slow
 def test_train_with_a_missing_teacher_fails_clearly_and_trains_nothing(mnist_cache: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "student.yaml"
     recipe.write_text("base: micro\ndistillation: {teacher: runs/no-such-teacher}\n")

@@ -37,6 +37,8 @@ SANITIZE = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g", "-fsanitize=
 BUNDLED = ("micro_int8.tflite", "standard_int8.tflite")
 ORACLE_ARENA = 4 * 1024 * 1024
 
+pytestmark = pytest.mark.slow   # trains, searches or runs all 10,000 test images: `make test` only
+
 
 @dataclass(frozen=True)
 class Checked:

@@ -15,8 +15,9 @@ from edge_digits.firmware.build import build_firmware
 from edge_digits.firmware.qemu import run_qemu
 from edge_digits.models import bundled_model
 
-pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-                                reason="the Cortex-M toolchain and QEMU come from `make setup-system`")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                                 reason="the Cortex-M toolchain and QEMU come from `make setup-system`")]
 
 
 @pytest.fixture(scope="module")

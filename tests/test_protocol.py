@@ -79,6 +79,7 @@ def test_crc_matches_between_c_and_python(proto_feed: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("clang") is None, reason="clang is installed by `make setup-system`")
+@pytest.mark.slow
 def test_fuzz_the_parser_for_a_bounded_time(tmp_path: Path) -> None:
     exe = tmp_path / "fuzz_proto"
     subprocess.run(["clang", "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",

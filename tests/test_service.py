@@ -40,6 +40,7 @@ def test_the_unit_restarts_on_failure_and_counts_sigterm_as_a_clean_stop(tmp_pat
             make_unit((bad,), executable="/usr/bin/edge-digits")
 
 
+@pytest.mark.slow
 def test_soak_keeps_memory_files_and_disk_bounded_and_loses_no_frame(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("soak", TOOLS / "soak.py")
     assert spec is not None and spec.loader is not None

@@ -25,6 +25,8 @@ TINY = {
     "qat": {"enabled": True, "epochs": 1, "calibration": 200},
 }
 
+pytestmark = pytest.mark.slow   # trains, searches or runs all 10,000 test images: `make test` only
+
 
 @pytest.mark.parametrize("patch, message", [
     ({"trainnig": {}}, "unknown key 'trainnig': allowed keys are name, description, kind, layers"),

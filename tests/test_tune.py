@@ -34,6 +34,8 @@ augmentation: {p: 0.5}
 qat: {epochs: 1, calibration: 200}
 """
 
+pytestmark = pytest.mark.slow   # trains, searches or runs all 10,000 test images: `make test` only
+
 
 @pytest.fixture()
 def tiny_base(tmp_path: Path) -> Path:
