@@ -987,33 +987,22 @@ def eval_scenes(folder: Path | None, as_json: bool, reject: str, model: Path | N
     """
     import json
 
-    import cv2
-
     from edge_digits import scenes
     from edge_digits.reader import FrameReader, ReaderError, make_rejector
 
     clf = _classifier(model, backend, threads)
     try:
-        pages = scenes.evaluate_pages(folder)
-        reader = FrameReader(clf, "auto", "auto", make_rejector(reject, backend))
+        pages = scenes.evaluate_pages(folder, FrameReader(clf, "auto", "auto", make_rejector(reject, backend)))
     except (scenes.SceneError, ReaderError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
-    counts = {}
-    for item in pages.scenes:
-        reader.reset()
-        frame = cv2.imread(str(Path(pages.folder) / item.image), cv2.IMREAD_COLOR)
-        counts[item.image] = len(reader.read(frame).digits)
-    data = pages.as_dict()
-    data["digits_read"] = counts
-    data["digits_per_frame"] = round(sum(counts.values()) / max(1, len(counts)), 2)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(pages.as_dict(), indent=2))
         return
     for item in pages.scenes:
         err = "no page found" if item.error is None else f"corner error {item.error:.1%} of the diagonal"
-        click.echo(f"{item.image}: {err}{'' if item.ok else '   <- off'}; {counts[item.image]} digits read")
+        click.echo(f"{item.image}: {err}{'' if item.ok else '   <- off'}; {item.digits_read} digits read")
     click.echo(f"pages matched: {pages.matched}/{len(pages.scenes)} (corners within {scenes.CORNER_GOAL:.0%}); "
-               f"digits read per frame: {data['digits_per_frame']}")
+               f"digits read per frame: {pages.digits_per_frame:.2f}")
 
 
 @main.command("compose-scenes")

@@ -23,6 +23,7 @@ import numpy as np
 from edge_digits import clutter
 from edge_digits.fileio import atomic_write_bytes, atomic_write_json
 from edge_digits.page import Quad, corner_error, find_page, order_corners
+from edge_digits.reader import FrameReader
 from edge_digits.segment import rotate_frame
 
 CORNER_GOAL = 0.03   # a found corner within 3% of the page diagonal of the true one
@@ -220,6 +221,7 @@ class PageCheck:
     truth: list[list[float]]
     error: float | None
     truth_correlation: float
+    digits_read: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -235,16 +237,24 @@ class PageEvaluation:
     def matched(self) -> int:
         return sum(s.ok for s in self.scenes)
 
+    @property
+    def digits_per_frame(self) -> float | None:
+        read = [s.digits_read for s in self.scenes if s.digits_read is not None]
+        return sum(read) / len(read) if read else None
+
     def as_dict(self) -> dict[str, object]:
+        per_frame = self.digits_per_frame
         return {"folder": self.folder, "scenes": len(self.scenes), "matched": self.matched,
-                "goal": CORNER_GOAL,
+                "goal": CORNER_GOAL, "digits_per_frame": None if per_frame is None else round(per_frame, 2),
                 "items": [{"image": s.image, "found": s.found, "truth": s.truth,
                            "error": None if s.error is None else round(s.error, 4),
-                           "truth_correlation": round(s.truth_correlation, 3), "ok": s.ok} for s in self.scenes]}
+                           "truth_correlation": round(s.truth_correlation, 3), "ok": s.ok,
+                           "digits_read": s.digits_read} for s in self.scenes]}
 
 
-def evaluate_pages(folder: Path | None = None) -> PageEvaluation:
-    """Find the page in every ``sceneNN.png`` that has a ``sceneNN_page.png`` and compare the corners."""
+def evaluate_pages(folder: Path | None = None, reader: FrameReader | None = None) -> PageEvaluation:
+    """Find the page in every ``sceneNN.png`` that has a ``sceneNN_page.png`` and compare the corners; with
+    a ``reader``, also count the digits it reads in each whole frame (as ``run --images`` would)."""
     folder = Path(folder) if folder is not None else default_scenes_dir()
     result = PageEvaluation(str(folder))
     frames = sorted(p for p in folder.glob("*.png") if (folder / f"{p.stem}_page.png").is_file())
@@ -258,7 +268,11 @@ def evaluate_pages(folder: Path | None = None) -> PageEvaluation:
         truth, ncc = crop_corners(scene, crop)
         page = find_page(scene)
         found = page.quad if page is not None and not page.whole_frame else None
+        digits = None
+        if reader is not None:
+            reader.reset()
+            digits = len(reader.read(scene).digits)
         result.scenes.append(PageCheck(path.name, found.as_list() if found is not None else None,
                                        Quad(order_corners(truth.corners)).as_list(),
-                                       corner_error(found, truth) if found is not None else None, ncc))
+                                       corner_error(found, truth) if found is not None else None, ncc, digits))
     return result
