@@ -88,14 +88,7 @@ def test_broken_frames_get_error_frames_and_the_firmware_keeps_serving(builds) -
 
         def reply(raw: bytes, timeout: float = 10.0) -> proto.Frame:
             port.write(raw)
-            import time
-
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                frames = reader.feed(port.read(0.2))
-                if frames:
-                    return frames[0]
-            raise AssertionError("no reply")
+            return _answer(port, reader, timeout)
 
         try:
             device.DeviceClient(port, timeout=10).info()
