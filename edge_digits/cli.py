@@ -213,7 +213,10 @@ def train_reject_cmd(out: Path, seed: int, positives: int, negatives: int, epoch
         from edge_digits.reject_train import RejectConfig, train_reject
     except ImportError as exc:
         raise EdgeDigitsError(f"training needs the train extra: pip install 'edge-digits[train]' ({exc})") from exc
-    result = train_reject(out, RejectConfig(positives=positives, negatives=negatives, epochs=epochs, seed=seed))
+    try:
+        result = train_reject(out, RejectConfig(positives=positives, negatives=negatives, epochs=epochs, seed=seed))
+    except ModuleNotFoundError as exc:
+        raise EdgeDigitsError(f"training needs the train extra: pip install 'edge-digits[train]' ({exc})") from exc
     t = result.report["test"]
     for name in ("normal", "strict"):
         r = t[name]

@@ -88,3 +88,14 @@ def test_train_with_a_missing_teacher_fails_clearly_and_trains_nothing(mnist_cac
     assert result.exit_code != 0
     assert "teacher 'runs/no-such-teacher' does not exist: give a bundled name (standard, micro" in result.output
     assert not (tmp_path / "out" / "checkpoints").exists() and not (tmp_path / "out" / "report.json").exists()
+
+
+def test_train_reject_without_the_train_extra_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge_digits.reject_train as rt
+
+    def no_tensorflow(*args: object, **kwargs: object) -> None:
+        raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+
+    monkeypatch.setattr(rt, "train_reject", no_tensorflow)
+    result = CliRunner().invoke(main, ["train-reject", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "pip install 'edge-digits[train]'" in result.output
