@@ -14,6 +14,7 @@ and the found outline must match its corners.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,10 @@ class SceneError(RuntimeError):
 
 
 def default_scenes_dir() -> Path:
-    """``shared/data/scenes`` beside the project folder."""
+    """``$EDGE_DIGITS_SCENES``, else ``shared/data/scenes`` beside the project folder."""
+    env = os.environ.get("EDGE_DIGITS_SCENES")
+    if env:
+        return Path(env)
     return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scenes"
 
 
@@ -119,7 +123,7 @@ def scene_backgrounds(folder: Path, size: tuple[int, int] = (640, 480)) -> list[
             image = rotate_frame(image, 90)
         out.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
     if not out:
-        raise SceneError(f"no sceneNN.png frames in {folder}")
+        raise SceneError(f"no sceneNN.png frames in {folder} (pass --backgrounds FOLDER or set EDGE_DIGITS_SCENES)")
     return out
 
 
@@ -259,7 +263,8 @@ def evaluate_pages(folder: Path | None = None, reader: FrameReader | None = None
     result = PageEvaluation(str(folder))
     frames = sorted(p for p in folder.glob("*.png") if (folder / f"{p.stem}_page.png").is_file())
     if not frames:
-        raise SceneError(f"no NAME.png with NAME_page.png in {folder}")
+        raise SceneError(f"no NAME.png with NAME_page.png in {folder} (pass the scene folder or set "
+                         "EDGE_DIGITS_SCENES)")
     for path in frames:
         scene = cv2.imread(str(path), cv2.IMREAD_COLOR)
         crop = cv2.imread(str(folder / f"{path.stem}_page.png"), cv2.IMREAD_COLOR)
