@@ -205,43 +205,9 @@ def shape_negatives(rng: np.random.Generator, digits: np.ndarray, n: int) -> np.
     return np.stack([o for o in out if o is not None]) if out else np.zeros((0, 28, 28), np.uint8)
 
 
-def sheet_positives(rng: np.random.Generator, digits: np.ndarray, shape: tuple[int, int] = (480, 640)) -> np.ndarray:
-    """Every glyph the segmenter finds on one generated sheet of MNIST digits written apart from each other,
-    small and large, through blur, noise and a loss of resolution (a far page, flattened): digits exactly
-    as the reader cuts them out of a camera frame."""
-    h, w = shape
-    sheet = clutter.blank_sheet(rng, (w, h)).astype(np.float32)
-    ink = np.float32(rng.uniform(10, 80, 3))
-    size = int(rng.uniform(16, 70))
-    y = int(rng.uniform(5, 20))
-    while y + size < h - 5:
-        x = int(rng.uniform(5, 30))
-        while x + size < w - 5:
-            glyph = digits[int(rng.integers(len(digits)))]
-            alpha = cv2.resize(glyph, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32)[..., None] / 255
-            region = sheet[y:y + size, x:x + size]
-            sheet[y:y + size, x:x + size] = region * (1 - alpha) + ink * alpha
-            x += int(size * rng.uniform(0.95, 1.3))
-        y += int(size * rng.uniform(1.3, 1.8))
-    image = np.clip(sheet, 0, 255).astype(np.uint8)
-    shrink = rng.uniform(0.3, 1.0)
-    if shrink < 0.95:
-        small = cv2.resize(image, (int(w * shrink), int(h * shrink)), interpolation=cv2.INTER_AREA)
-        image = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    return normalize_lines(segment(_camera(rng, image)))
-
-
 def positives(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
-    """As many digits as given, normalised as the reader normalises a glyph from a camera frame: half cut
-    out of generated sheets (:func:`sheet_positives`), half straight from ink masks (:func:`digit_mask`)."""
-    half = len(digits) // 2
-    parts = [np.stack([normalize_digit(digit_mask(rng, d)) for d in digits[half:]])]
-    count = 0
-    while count < half:
-        batch = sheet_positives(rng, digits[:half])
-        parts.append(batch)
-        count += len(batch)
-    return np.concatenate(parts)[:len(digits)]
+    """MNIST digits normalised as the reader normalises a glyph from a camera frame (:func:`digit_mask`)."""
+    return np.stack([normalize_digit(digit_mask(rng, d)) for d in digits])
 
 
 def negatives(rng: np.random.Generator, digits: np.ndarray, n: int) -> np.ndarray:
