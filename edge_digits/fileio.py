@@ -39,6 +39,14 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def shared_data_dir(name: str, env: str) -> Path:
+    """``$env`` if set, else ``shared/data/NAME`` beside the project folder (the test data of a clone)."""
+    given = os.environ.get(env)
+    if given:
+        return Path(given)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / name
+
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]i?[bB]?|[bB])?\s*$")
 
 

@@ -15,13 +15,13 @@ merged digit costs what it should. A line is exact when the strings are equal.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge_digits.fileio import shared_data_dir
 from edge_digits.page import Quad, corner_error
 from edge_digits.reader import DigitClassifier, FrameReader
 from edge_digits.reject import Rejector
@@ -37,10 +37,7 @@ class PhotoError(RuntimeError):
 
 def default_photos_dir() -> Path:
     """``$EDGE_DIGITS_PHOTOS``, else ``shared/data/photos`` beside the project folder."""
-    env = os.environ.get("EDGE_DIGITS_PHOTOS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
+    return shared_data_dir("photos", "EDGE_DIGITS_PHOTOS")
 
 
 @dataclass

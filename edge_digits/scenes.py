@@ -14,7 +14,6 @@ and the found outline must match its corners.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import cv2
 import numpy as np
 
 from edge_digits import clutter
-from edge_digits.fileio import atomic_write_bytes, atomic_write_json
+from edge_digits.fileio import atomic_write_bytes, atomic_write_json, shared_data_dir
 from edge_digits.page import Quad, corner_error, find_page, order_corners
 from edge_digits.reader import FrameReader
 from edge_digits.segment import rotate_frame
@@ -36,10 +35,7 @@ class SceneError(RuntimeError):
 
 def default_scenes_dir() -> Path:
     """``$EDGE_DIGITS_SCENES``, else ``shared/data/scenes`` beside the project folder."""
-    env = os.environ.get("EDGE_DIGITS_SCENES")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scenes"
+    return shared_data_dir("scenes", "EDGE_DIGITS_SCENES")
 
 
 def place(rng: np.random.Generator, page_size: tuple[int, int], frame_size: tuple[int, int],
