@@ -1,4 +1,5 @@
-"""Compare read digit strings with the truth: edit distance per line, exact lines.
+"""Compare what was read with the truth: edit distance per line and exact lines for digit strings, the
+confusion matrix and per-class accuracy for single digits.
 
 Shared by the photo evaluation and by the run loop (the demo clip knows its
 truth), so both count a missed, extra or wrong digit the same way.
@@ -7,6 +8,8 @@ truth), so both count a missed, extra or wrong digit the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -45,3 +48,15 @@ def score_lines(truth: list[str], read: list[str]) -> LineScore:
     pairs += [("", r) for r in read[len(truth):]]
     return LineScore(sum(len(t) for t in truth), sum(edit_distance(t, r) for t, r in pairs),
                      sum(1 for t, r in pairs if t and t == r))
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """The 10x10 count of true digit (rows) against predicted digit (columns)."""
+    m = np.zeros((10, 10), np.int64)
+    np.add.at(m, (y_true.astype(int), y_pred.astype(int)), 1)
+    return m
+
+
+def per_class_accuracy(m: np.ndarray) -> list[float]:
+    """Each digit's share read right, from a confusion matrix (0 for a digit never seen)."""
+    return [float(m[i, i] / m[i].sum()) if m[i].sum() else 0.0 for i in range(10)]

@@ -124,6 +124,6 @@ def classifier():
 @pytest.fixture(scope="session")
 def rejector():
     """The bundled rejection model with its calibrated thresholds, as ``run`` uses it."""
-    from edge_digits.reject import load_rejector
+    from edge_digits.vision.reject import load_rejector
 
     return load_rejector()

@@ -9,7 +9,6 @@ training steps for the bundled-model look-alikes) so runs are reproducible.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,21 +34,9 @@ def _keras():
 
 def to_int8_tflite(model: object, calibration: np.ndarray) -> bytes:
     """Convert a Keras model to a full-int8 flatbuffer calibrated on float images in [0, 1]."""
-    import tensorflow as tf
+    from edge_digits.train.tflite import to_tflite_int8
 
-    def representative():
-        for i in range(0, len(calibration), 1):
-            yield [calibration[i : i + 1].astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        return bytes(conv.convert())
+    return to_tflite_int8(model, calibration)
 
 
 def _head(k, x, units: int = 10):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edge_digits import bench
 from edge_digits.cli import main
+from edge_digits.measure import bench
 from edge_digits.models import bundled_model
 
 

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_digits import camera as cam
-from edge_digits.runloop import RunOptions, run
+from edge_digits.vision import camera as cam
+from edge_digits.vision.runloop import RunOptions, run
 
 
 class FakePicamera2:

@@ -91,7 +91,7 @@ def test_train_with_a_missing_teacher_fails_clearly_and_trains_nothing(mnist_cac
 
 
 def test_train_reject_without_the_train_extra_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import edge_digits.reject_train as rt
+    import edge_digits.train.reject as rt
 
     def no_tensorflow(*args: object, **kwargs: object) -> None:
         raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")

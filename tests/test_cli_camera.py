@@ -10,9 +10,9 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from edge_digits import camera as cam
-from edge_digits import photos, reader
 from edge_digits.cli import main
+from edge_digits.vision import camera as cam
+from edge_digits.vision import photos, reader
 
 
 @pytest.fixture

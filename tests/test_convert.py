@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_digits import cgen, int8, tflm
-from edge_digits.convert import ConvertError, ModelSummary, check_for_tflm, convert_model, summarize_model
+from edge_digits import int8
+from edge_digits.deploy import tflm_arrays as cgen
+from edge_digits.deploy.convert import ConvertError, ModelSummary, check_for_tflm, convert_model, summarize_model
+from edge_digits.runtime import tflm
 
 
 def _keras():

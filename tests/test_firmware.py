@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_digits import device
-from edge_digits import protocol as proto
+from edge_digits.firmware import device
+from edge_digits.firmware import protocol as proto
 from edge_digits.firmware.build import build_firmware
 from edge_digits.firmware.qemu import run_qemu
 from edge_digits.models import bundled_model

@@ -6,10 +6,10 @@ import hashlib
 
 import pytest
 
-from edge_digits import tflm
-from edge_digits.convert import summarize_model
-from edge_digits.evaluate import evaluate_tflite
+from edge_digits.deploy.convert import summarize_model
+from edge_digits.measure.evaluate import evaluate_tflite
 from edge_digits.models import ModelNotFound, bundled_model, model_card, resolve_model
+from edge_digits.runtime import tflm
 
 # Issue #3's goals: standard >= 99.5% in 64 KB, micro >= 99.0% in 24 KB with a 12 KB arena; seed-cnn
 # is the tutorial yardstick (99.2% measured when bundled).

@@ -77,14 +77,14 @@ def test_eval_and_a_float_model_through_the_cli(exported: Path, mnist_cache: Pat
     report = json.loads(result.stdout)
     assert report["backend"] == "onnxruntime" and report["count"] == 500 and report["accuracy"] > 0.98
 
-    from edge_digits.onnx_model import OnnxError, tflite_to_onnx
+    from edge_digits.deploy.onnx import OnnxError, tflite_to_onnx
 
     with pytest.raises(OnnxError, match="ONNX export takes an int8 model"):
         tflite_to_onnx(_float_tflite())
 
 
 def _float_tflite() -> bytes:
-    from edge_digits.train import _tf
+    from edge_digits.train.tflite import tf_and_keras as _tf
 
     tf, keras = _tf()
     model = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])

@@ -10,8 +10,8 @@ from typing import Any
 import cv2
 import pytest
 
-from edge_digits import photos
-from edge_digits.reader import read_frame
+from edge_digits.vision import photos
+from edge_digits.vision.reader import read_frame
 
 PHOTOS = photos.default_photos_dir()
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_digits import device
-from edge_digits import protocol as proto
+from edge_digits.firmware import device
+from edge_digits.firmware import protocol as proto
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ROOT / "firmware" / "common"

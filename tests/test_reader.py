@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_digits import camera as cam
-from edge_digits.demo import DemoClip
-from edge_digits.page import PAGE_SIDE, Page, Quad
-from edge_digits.reader import FrameReader, ReaderError, read_frame
-from edge_digits.runloop import LOG_FIELDS, RunOptions, run
 from edge_digits.scoring import score_lines
+from edge_digits.vision import camera as cam
+from edge_digits.vision.demo import DemoClip
+from edge_digits.vision.page import PAGE_SIDE, Page, Quad
+from edge_digits.vision.reader import FrameReader, ReaderError, read_frame
+from edge_digits.vision.runloop import LOG_FIELDS, RunOptions, run
 
 
 class DemoThenCtrlC(cam.DemoClipSource):
@@ -122,8 +122,8 @@ def test_bad_log_suffix_is_refused(tmp_path: Path, classifier: Any) -> None:
 def test_pi_path_never_imports_tensorflow() -> None:
     code = (
         "import sys\n"
-        "import edge_digits.cli, edge_digits.camera, edge_digits.segment, edge_digits.reader\n"
-        "import edge_digits.demo, edge_digits.photos, edge_digits.scoring\n"
+        "import edge_digits.cli, edge_digits.vision.camera, edge_digits.vision.segment, edge_digits.vision.reader\n"
+        "import edge_digits.vision.demo, edge_digits.vision.photos, edge_digits.scoring\n"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

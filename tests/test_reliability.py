@@ -17,10 +17,10 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from edge_digits import camera as cam
-from edge_digits import runloop
 from edge_digits.cli import main
-from edge_digits.runloop import FrameLog, RunOptions, run
+from edge_digits.vision import camera as cam
+from edge_digits.vision import runloop
+from edge_digits.vision.runloop import FrameLog, RunOptions, run
 
 
 def _run_until_frames(tmp_path: Path, frames: int, sig: int) -> tuple[int, str, list[str]]:

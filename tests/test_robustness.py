@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edge_digits import robustness
 from edge_digits.cli import main
 from edge_digits.models import bundled_model
 from edge_digits.runtime import Classifier
+from edge_digits.train import robustness
 
 
 @pytest.mark.parametrize("name", [n for n, p in robustness.PERTURBATIONS.items() if p.apply is not None])

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edge_digits import negatives, scenes
 from edge_digits.cli import main
-from edge_digits.page import PageError, PageTracker, Quad, corner_error, find_page, parse_page
-from edge_digits.photos import default_photos_dir, evaluate_photos
-from edge_digits.runloop import StableLines
 from edge_digits.scoring import score_lines
+from edge_digits.train import negatives
+from edge_digits.vision import scenes
+from edge_digits.vision.page import PageError, PageTracker, Quad, corner_error, find_page, parse_page
+from edge_digits.vision.photos import default_photos_dir, evaluate_photos
+from edge_digits.vision.runloop import StableLines
 
 SCENES = scenes.default_scenes_dir()
 DATA = Path(__file__).parent / "data"
@@ -60,7 +61,7 @@ def test_a_cut_off_corner_is_recovered_outside_the_frame() -> None:
 
 
 def test_tracking_reuses_the_page_until_the_view_changes(mnist: tuple[np.ndarray, ...]) -> None:
-    from edge_digits.demo import DemoClip
+    from edge_digits.vision.demo import DemoClip
 
     clip = DemoClip(seed=0, digits=mnist[2], labels=mnist[3])
     tracker = PageTracker("auto")
@@ -165,8 +166,8 @@ def test_cli_run_on_a_composed_cluttered_scene(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_train_reject_writes_a_calibrated_model(tmp_path: Path) -> None:
-    from edge_digits.reject import load_rejector
-    from edge_digits.reject_train import RejectConfig, train_reject
+    from edge_digits.train.reject import RejectConfig, train_reject
+    from edge_digits.vision.reject import load_rejector
 
     result = train_reject(tmp_path, RejectConfig(positives=3000, negatives=3000, validation=1000, epochs=2),
                           verbose=0)
@@ -189,8 +190,8 @@ def test_a_hand_over_a_corner_does_not_move_the_page() -> None:
 
 
 def test_live_readings_settle_and_start_over_on_a_new_page(classifier: Any, rejector: Any) -> None:
-    from edge_digits import camera as cam
-    from edge_digits.runloop import RunOptions, run
+    from edge_digits.vision import camera as cam
+    from edge_digits.vision.runloop import RunOptions, run
 
     records: list[dict[str, Any]] = []
     source = cam.DemoClipSource(frames=30)
@@ -203,11 +204,11 @@ def test_live_readings_settle_and_start_over_on_a_new_page(classifier: Any, reje
 
 
 def test_photo_answer_of_the_service_finds_the_page(tmp_path: Path, classifier: Any, rejector: Any) -> None:
-    from edge_digits.read_api import PageReader
+    from edge_digits.vision.photo_answer import PhotoAnswerer
 
     folder = _composed(tmp_path, "mnist", 2, seed=4)
     items = json.loads((folder / "truth.json").read_text())["items"]
-    reader = PageReader(classifier, rotate=0, rejector=rejector)
+    reader = PhotoAnswerer(classifier, rotate=0, rejector=rejector)
     for it in items:
         answer = reader.read(cv2.imread(str(folder / it["image"])))
         assert answer["page"] is not None

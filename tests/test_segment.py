@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_digits import segment as seg
+from edge_digits.vision import segment as seg
 
 
 def _page(digits: list[list[np.ndarray]], starts: list[tuple[int, int]], size: int = 40,

@@ -295,7 +295,7 @@ def test_trickled_request_times_out(server: Server) -> None:
 def test_serving_never_imports_tensorflow(model_path: Path) -> None:
     code = ("import sys; from pathlib import Path; import edge_digits.cli; from edge_digits import serve; "
             f"cfg = serve.ServeConfig(model=Path({str(model_path)!r})); "
-            "e = serve.Engine(cfg.model); app = serve.App(e, cfg); "
+            "e = serve.InterpreterPool(cfg.model); app = serve.App(e, cfg); "
             "assert app.manifest['ops'], app.manifest; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]; "
             "assert not bad, bad")
@@ -360,10 +360,10 @@ def test_keep_alive_and_pipelining(server: Server, test_images: np.ndarray) -> N
 def test_read_a_real_photo_as_the_camera_path_does(server: Server, model_path: Path) -> None:
     import cv2
 
-    from edge_digits import photos
-    from edge_digits.read_api import page_answer
-    from edge_digits.reject import load_rejector
     from edge_digits.runtime import Classifier
+    from edge_digits.vision import photos
+    from edge_digits.vision.photo_answer import page_answer
+    from edge_digits.vision.reject import load_rejector
 
     folder = photos.default_photos_dir()
     item = next((i for i in photos.load_truth(folder) if i["image"] == "sheet7.png"), None) if folder.is_dir() else None
@@ -476,7 +476,7 @@ def test_cli_errors(tmp_path: Path, workers: str) -> None:
 
 
 def test_injected_page_reader(model_path: Path) -> None:
-    """The /v1/read plumbing with a reader injected in-process (the real one lives in edge_digits.reader)."""
+    """The /v1/read plumbing with a reader injected in-process (the real one lives in edge_digits.vision.reader)."""
     import asyncio
 
     from edge_digits.serve import ServeConfig, make_socket, serve_async

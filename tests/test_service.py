@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge_digits.cli import main
-from edge_digits.service import ServiceError, make_unit
+from edge_digits.deploy.service import ServiceError, make_unit
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_digits.augment import augment_batch
-from edge_digits.recipe import Augmentation, RecipeError, load_recipe, recipe_from_dict
+from edge_digits.train.augment import augment_batch
+from edge_digits.train.recipe import Augmentation, RecipeError, load_recipe, recipe_from_dict
 
 TINY = {
     "name": "tiny",
@@ -71,7 +71,7 @@ def test_shipped_recipes_load() -> None:
 def test_lab_recipes_change_only_their_technique_over_micro(tmp_path) -> None:
     from dataclasses import replace
 
-    from edge_digits.recipe import RECIPE_DIR, Adversarial, Distillation, Pruning
+    from edge_digits.train.recipe import RECIPE_DIR, Adversarial, Distillation, Pruning
 
     micro = load_recipe("micro")
     lab = {p.stem: load_recipe(str(p)) for p in sorted((RECIPE_DIR / "lab").glob("*.yaml"))}
@@ -111,7 +111,7 @@ def test_augmentation_changes_digits_but_keeps_them_digits(mnist) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, mnist):
-    from edge_digits.train import train
+    from edge_digits.train.trainer import train
 
     out = tmp_path_factory.mktemp("train") / "tiny"
     return train(recipe_from_dict(TINY), out, seed=3, verbose=0, data=mnist)
@@ -135,7 +135,7 @@ def test_tiny_recipe_trains_quantizes_and_reports(tiny_run) -> None:
 
 
 def test_int8_export_is_full_integer(tiny_run) -> None:
-    from edge_digits.convert import summarize_model
+    from edge_digits.deploy.convert import summarize_model
 
     summary = summarize_model((tiny_run.out_dir / "model_int8.tflite").read_bytes())
     assert summary.inputs[0].dtype == "int8" and summary.outputs[0].dtype == "int8"
@@ -145,8 +145,8 @@ def test_int8_export_is_full_integer(tiny_run) -> None:
 
 
 def test_saved_keras_models_load_back_and_convert(tiny_run, mnist_cache) -> None:
-    from edge_digits.convert import load_model_bytes, summarize_model
-    from edge_digits.robustness import keras_beside
+    from edge_digits.deploy.convert import load_model_bytes, summarize_model
+    from edge_digits.train.robustness import keras_beside
 
     out = tiny_run.out_dir
     assert keras_beside(out / "model_int8.tflite") == out / "model_qat.h5"
@@ -158,8 +158,8 @@ def test_saved_keras_models_load_back_and_convert(tiny_run, mnist_cache) -> None
 
 
 def test_fgsm_from_the_keras_model_fools_the_int8_model_far_more_than_random_signs(tiny_run, mnist) -> None:
-    from edge_digits.robustness import fgsm_images
     from edge_digits.runtime import Classifier
+    from edge_digits.train.robustness import fgsm_images
 
     x, y = mnist[2][:500], mnist[3][:500]
     clf = Classifier(tiny_run.out_dir / "model_int8.tflite")
@@ -173,7 +173,7 @@ def test_fgsm_from_the_keras_model_fools_the_int8_model_far_more_than_random_sig
 
 
 def test_resume_continues_from_the_last_checkpoint(tiny_run, mnist) -> None:
-    from edge_digits.train import train
+    from edge_digits.train.trainer import train
 
     state = json.loads((tiny_run.out_dir / "checkpoints" / "state.json").read_text())
     assert state["phase"] == "qat" and state["epoch"] == 1
@@ -202,15 +202,15 @@ def test_classifier_batches_agree_and_backends_match(tiny_run, mnist) -> None:
 
 
 def _fgsm_accuracy(run: Path, x: np.ndarray, y: np.ndarray, epsilon: float) -> float:
-    from edge_digits.robustness import fgsm_images
     from edge_digits.runtime import Classifier
+    from edge_digits.train.robustness import fgsm_images
 
     adv = fgsm_images(run / "model_qat.h5", x, y, (epsilon,))[epsilon]
     return float(np.mean(Classifier(run / "model_int8.tflite").predict_batched(adv).argmax(axis=1) == y))
 
 
 def test_adversarial_training_resists_fgsm_better_than_the_same_recipe_without_it(tiny_run, mnist, tmp_path) -> None:
-    from edge_digits.train import train
+    from edge_digits.train.trainer import train
 
     data = dict(json.loads(json.dumps(TINY)), adversarial={"epsilon": 0.1, "ratio": 0.5})
     run = train(recipe_from_dict(data), tmp_path / "adv", seed=3, verbose=0, data=mnist)
@@ -223,7 +223,7 @@ def test_adversarial_training_resists_fgsm_better_than_the_same_recipe_without_i
 
 def test_teacher_logits_are_the_teachers_pre_softmax_values(mnist) -> None:
     from edge_digits.runtime import Classifier
-    from edge_digits.techniques import TeacherLogits, teacher_tflite
+    from edge_digits.train.techniques import TeacherLogits, teacher_tflite
 
     images = mnist[2][:64]
     teacher = TeacherLogits(teacher_tflite("standard"))
@@ -241,7 +241,7 @@ def test_teacher_logits_are_the_teachers_pre_softmax_values(mnist) -> None:
 
 
 def test_distillation_alone_teaches_the_student_without_labels(mnist, tmp_path) -> None:
-    from edge_digits.train import train
+    from edge_digits.train.trainer import train
 
     data = dict(json.loads(json.dumps(TINY)), distillation={"teacher": "standard", "alpha": 0.0})
     run = train(recipe_from_dict(data), tmp_path / "kd", seed=3, verbose=0, data=mnist)
@@ -252,8 +252,8 @@ def test_distillation_alone_teaches_the_student_without_labels(mnist, tmp_path) 
 
 
 def test_bad_teacher_fails_before_training(mnist, tmp_path) -> None:
-    from edge_digits.techniques import TeacherError
-    from edge_digits.train import train
+    from edge_digits.train.techniques import TeacherError
+    from edge_digits.train.trainer import train
 
     data = dict(json.loads(json.dumps(TINY)), distillation={"teacher": str(tmp_path / "nope.tflite")})
     with pytest.raises(TeacherError, match="does not exist: give a bundled name"):
@@ -262,7 +262,7 @@ def test_bad_teacher_fails_before_training(mnist, tmp_path) -> None:
 
 
 def test_pruning_keeps_its_sparsity_through_qat_into_the_int8_model(tiny_run, mnist, tmp_path) -> None:
-    from edge_digits.train import train
+    from edge_digits.train.trainer import train
 
     data = dict(json.loads(json.dumps(TINY)), pruning={"sparsity": 0.6, "frequency": 10})
     run = train(recipe_from_dict(data), tmp_path / "pruned", seed=3, verbose=0, data=mnist)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_digits.recipe import load_recipe
-from edge_digits.tune import (
+from edge_digits.train.recipe import load_recipe
+from edge_digits.train.tune import (
     Budget,
     TrialResult,
     TuneError,
@@ -71,7 +71,7 @@ def test_pareto_front_keeps_only_undominated_feasible_trials() -> None:
 
 
 def test_tune_measures_trials_as_exported_and_resumes_the_study(tiny_base: Path, tmp_path: Path, mnist) -> None:
-    from edge_digits import tflm
+    from edge_digits.runtime import tflm
 
     out = tmp_path / "tune"
     budget = Budget(max_flash=parse_bytes("24KB"), max_arena=parse_bytes("12KB"))
@@ -188,7 +188,7 @@ def test_workers_opening_a_new_database_at_once_all_get_the_study(postgres_url: 
 
     import psycopg
 
-    from edge_digits.tune import _open_study
+    from edge_digits.train.tune import _open_study
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("CREATE DATABASE race")

@@ -22,9 +22,9 @@ def main() -> None:
     parser.add_argument("folders", nargs="*", type=Path, help="folders made by edge-digits compose-scenes")
     parser.add_argument("--demo-seeds", default="1-6", help="demo clip seeds, FIRST-LAST (four sheets each)")
     args = parser.parse_args()
-    from edge_digits import scenes
-    from edge_digits.demo import DemoClip
-    from edge_digits.page import Quad, corner_error, find_page
+    from edge_digits.vision import scenes
+    from edge_digits.vision.demo import DemoClip
+    from edge_digits.vision.page import Quad, corner_error, find_page
 
     sets: dict[str, list[tuple[np.ndarray, Quad]]] = {}
     pages = scenes.evaluate_pages()

@@ -2,7 +2,7 @@
 
 Frames come from the generated demo clip (MNIST test digits on paper with
 perspective, uneven light, blur and noise); each is read by
-``edge_digits.reader.read_frame`` (grey, illumination correction, threshold,
+``edge_digits.vision.reader.read_frame`` (grey, illumination correction, threshold,
 components, splitting, lines, MNIST normalisation, one int8 batch). The
 process is pinned to one core, and OpenCV and the interpreter use one thread.
 Besides wall-clock figures it reports the process's CPU time per frame, which
@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
 
     cv2.setNumThreads(1)
-    from edge_digits.demo import DemoClip
-    from edge_digits.reader import load_classifier, read_frame
-    from edge_digits.runloop import draw_reading
+    from edge_digits.vision.demo import DemoClip
+    from edge_digits.vision.reader import load_classifier, read_frame
+    from edge_digits.vision.runloop import draw_reading
 
     clf = load_classifier(args.model, backend=args.backend, threads=1)
     clip = DemoClip(seed=args.seed, sheets=3)

@@ -22,9 +22,9 @@ def main() -> None:
     import cv2
 
     cv2.setNumThreads(1)
-    from edge_digits.demo import DemoClip
-    from edge_digits.reader import FrameReader, load_classifier
-    from edge_digits.reject import load_rejector
+    from edge_digits.vision.demo import DemoClip
+    from edge_digits.vision.reader import FrameReader, load_classifier
+    from edge_digits.vision.reject import load_rejector
 
     clf = load_classifier(args.model)
     clip = DemoClip(seed=0)

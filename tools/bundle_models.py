@@ -19,12 +19,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge_digits import tflm
-from edge_digits.convert import summarize_model
-from edge_digits.evaluate import evaluate_tflite
+from edge_digits.deploy.convert import summarize_model
 from edge_digits.fileio import atomic_write_json, atomic_write_text
+from edge_digits.measure.evaluate import evaluate_tflite
 from edge_digits.models import MODEL_DIR
-from edge_digits.recipe import find_recipe
+from edge_digits.runtime import tflm
+from edge_digits.train.recipe import find_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 

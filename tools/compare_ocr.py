@@ -2,7 +2,7 @@
 
 A user might pick a general OCR engine instead of edge-digits; this measures
 what that gives on the same folders of photos (images plus ``truth.json``, see
-``edge_digits.photos``). Each image is turned clockwise by its ``rotate_cw``
+``edge_digits.vision.photos``). Each image is turned clockwise by its ``rotate_cw``
 (default 0), so every engine gets the upright frame edge-digits gets with
 ``--rotate``. What an engine reads is reduced to digit lines the same way for
 every engine (:func:`assemble_lines`: digits only, rows top to bottom, a row's
@@ -212,7 +212,7 @@ def _words_fragment(words: list[dict[str, str]]) -> Fragment:
 def _edge_digits() -> EngineFn:
     """edge-digits itself as ``run`` reads a frame: the bundled ``standard`` model, page finding, rejection."""
     try:
-        from edge_digits.reader import FrameReader, load_classifier, make_rejector
+        from edge_digits.vision.reader import FrameReader, load_classifier, make_rejector
     except ImportError as exc:
         raise EngineMissing(str(exc)) from exc
     reader = FrameReader(load_classifier("standard"), 0, "auto", make_rejector("auto"))

@@ -90,7 +90,7 @@ class FlakyLoop:
         return None
 
     def read(self) -> np.ndarray:
-        from edge_digits.camera import CameraError, FrameError
+        from edge_digits.vision.camera import CameraError, FrameError
 
         if not self.opened:
             raise CameraError("soak source is not open")
@@ -107,10 +107,10 @@ class FlakyLoop:
 def soak(frames: int, out: Path, fail_every: int = 997, broken_every: int = 1499, hup_every: int = 5000,
          log_rotate: int = 256 * 1024, log_keep: int = 3, sample_every: int = 500) -> SoakResult:
     """Run the loop for ``frames`` frames with the faults above; returns what was measured."""
-    from edge_digits.demo import DemoClip
-    from edge_digits.reader import load_classifier
-    from edge_digits.reject import load_rejector
-    from edge_digits.runloop import RunOptions, run
+    from edge_digits.vision.demo import DemoClip
+    from edge_digits.vision.reader import load_classifier
+    from edge_digits.vision.reject import load_rejector
+    from edge_digits.vision.runloop import RunOptions, run
 
     clip = DemoClip(seed=0)
     source = FlakyLoop([clip.frame(i) for i in range(len(clip))], fail_every, broken_every)

@@ -20,8 +20,8 @@ def main() -> None:
     parser.add_argument("--target", default="stm32f4", choices=["stm32f4", "mps2-an386"])
     parser.add_argument("--frames", type=int, default=10)
     args = parser.parse_args()
-    from edge_digits import device
-    from edge_digits import protocol as proto
+    from edge_digits.firmware import device
+    from edge_digits.firmware import protocol as proto
     from edge_digits.firmware.build import build_firmware
     from edge_digits.firmware.qemu import run_qemu
     from edge_digits.models import bundled_model

@@ -1,0 +1,172 @@
+"""The microcontroller commands: ``firmware generate|build|run``, ``flash`` and ``validate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from edge_digits.cli.common import EdgeDigitsError, cache_option, check_out_dir, check_out_file, main, resolve_model_arg
+
+if TYPE_CHECKING:
+    pass
+
+
+@main.group()
+def firmware() -> None:
+    """Generate the native C engine, build microcontroller firmware, run it under QEMU."""
+
+_target_option = click.option("--target", type=click.Choice(["mps2-an386", "stm32f4"]), required=True,
+                              help="mps2-an386 (QEMU's Cortex-M4F board) or stm32f4 (Nucleo-F446RE, Black Pill "
+                                   "F411, QEMU's netduinoplus2).")
+
+_board_option = click.option("--board", type=click.Choice(["netduinoplus2", "nucleo-f446re", "blackpill-f411"]),
+                             default=None, help="STM32F4 board (default: netduinoplus2, QEMU's).")
+
+def _default_fw_out(target: str, board: str | None) -> Path:
+    return Path("build") / "firmware" / (board or target)
+
+def _build(target: str, model: Path | None, out: Path | None, board: str | None, opt: str):
+    from edge_digits.firmware.build import FirmwareBuildError, build_firmware
+    from edge_digits.firmware.graph import UnsupportedModelError
+
+    try:
+        return build_firmware(target, resolve_model_arg(model, "micro"), out or _default_fw_out(target, board),
+                              board=board, opt=opt)
+    except (FirmwareBuildError, UnsupportedModelError, OSError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+
+@firmware.command("generate")
+@click.argument("model")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), callback=check_out_dir,
+              required=True,
+              help="Folder to write model.c, model.h, the kernel sources and summary.json into (replaced).")
+def firmware_generate(model: str, out_dir: Path) -> None:
+    """Write C code for MODEL (.tflite, or standard/micro): weights in flash, one static scratch buffer, ed_invoke()."""
+    from edge_digits import firmware as fw
+
+    try:
+        result = fw.generate(resolve_model_arg(model, "micro"), out_dir)
+    except (fw.UnsupportedModelError, FileNotFoundError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    for layer in result.layers:
+        click.echo(f"layer {layer.index:>2} {layer.op:<18} -> {str(layer.output_shape):<18} "
+                   f"MACs {layer.macs:>9,}  weights {layer.weight_bytes:>7,} B")
+    click.echo(f"input {result.input_size} B, output {result.output_size} B, "
+               f"scratch RAM {result.scratch_bytes:,} B (without in-place overlap at least "
+               f"{result.scratch_disjoint_bound:,} B), "
+               f"weights flash {result.weight_bytes:,} B, {result.macs:,} MACs per inference")
+    click.echo(f"wrote {', '.join(result.files)} to {result.out_dir}")
+
+@firmware.command("build")
+@_target_option
+@_board_option
+@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="int8 .tflite (default: the bundled micro model).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=check_out_dir, default=None,
+              help="Output folder (default: build/firmware/TARGET).")
+@click.option("--opt", type=click.Choice(["-Os", "-O2"]), default="-Os", show_default=True)
+def firmware_build(target: str, board: str | None, model: Path | None, out: Path | None, opt: str) -> None:
+    """Build firmware.elf and firmware.bin with the native engine for MODEL."""
+    result = _build(target, model, out, board, opt)
+    click.echo(f"built {result.elf} and {result.bin} ({result.target}/{result.board}, {result.opt})")
+    click.echo(f"flash {result.flash_bytes} bytes (text+rodata {result.text_bytes}, data {result.data_bytes}); "
+               f"static RAM {result.ram_static_bytes} bytes (data+bss, engine scratch "
+               f"{result.engine_scratch_bytes}) + {result.stack_reserved_bytes} bytes of stack reserved")
+
+@firmware.command("run")
+@_target_option
+@_board_option
+@click.option("--elf", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Image to run (default: build it, or the one in build/firmware/TARGET).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Loopback TCP port for the UART.")
+@click.option("--icount", type=click.IntRange(0, 10), default=None,
+              help="Run QEMU with -icount shift=N: deterministic cycle counts that stand for instructions.")
+def firmware_run(target: str, board: str | None, elf: Path | None, port: int | None, icount: int | None) -> None:
+    """Start QEMU with the firmware; its UART listens on tcp:127.0.0.1:PORT until Ctrl-C."""
+    from edge_digits.firmware.build import FirmwareBuildError
+    from edge_digits.firmware.qemu import run_qemu
+
+    if elf is None:
+        elf = Path(_build(target, None, None, board, "-Os").elf)
+    try:
+        with run_qemu(target, elf, port=port, icount_shift=icount) as session:
+            click.echo(f"QEMU {session.machine} runs {elf}; UART at {session.spec}")
+            click.echo(f"try: edge-digits validate --port {session.spec} --count 100")
+            try:
+                session.process.wait()
+            except KeyboardInterrupt:
+                click.echo("stopping QEMU")
+    except FirmwareBuildError as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+
+@main.command("validate")
+@click.option("--port", "port_spec", required=True, help="tcp:HOST:PORT (QEMU) or a serial device (/dev/ttyACM0).")
+@click.option("--baud", type=int, default=115200, show_default=True)
+@click.option("--count", type=click.IntRange(1, 10000), default=100, show_default=True)
+@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The .tflite the firmware was built from (default: the bundled micro model).")
+@click.option("--timeout", type=click.FloatRange(0.1), default=5.0, show_default=True, help="Seconds per reply.")
+@click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True)
+@click.option("--icount", type=click.IntRange(0, 10), default=None,
+              help="The -icount shift QEMU runs with, so the report says what the cycles mean.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), callback=check_out_file,
+              default=None,
+              help="Also write the result as JSON.")
+@cache_option
+def validate_cmd(port_spec: str, baud: int, count: int, model: Path | None, timeout: float, retries: int,
+                 icount: int | None, json_out: Path | None, cache_dir: Path | None) -> None:
+    """Send COUNT MNIST test images to a device and compare its outputs with the TFLM reference."""
+    from edge_digits.fileio import atomic_write_json
+    from edge_digits.firmware import device
+
+    try:
+        port = device.open_port(port_spec, baud)
+    except device.PortError as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    try:
+        client = device.DeviceClient(port, timeout=timeout, retries=retries)
+        with click.progressbar(length=count, label="validating", file=None) as bar:
+            result = device.validate(client, resolve_model_arg(model, "micro"), count, port_spec, cache_dir,
+                                     icount, progress=lambda done, total: bar.update(1))
+    except (device.PortError, RuntimeError) as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    finally:
+        port.close()
+    click.echo(f"device: {result.info.get('board')} ({result.info.get('firmware')}), clock {result.clock_hz} Hz")
+    click.echo(f"images: {result.count}; accuracy {result.accuracy:.2%} (host TFLM {result.reference_accuracy:.2%}); "
+               f"identical int8 outputs {result.agreement:.2%}")
+    click.echo(f"cycles per inference: median {result.cycles_median:.0f}, p99 {result.cycles_p99:.0f} "
+               f"({result.cycle_source}); {result.latency_ms_median:.3f} ms at {result.clock_hz / 1e6:.0f} MHz")
+    if result.instructions_median is not None:
+        click.echo(f"instructions per inference (QEMU -icount): {result.instructions_median:,.0f}")
+    if result.stack_used_bytes is not None:
+        click.echo(f"stack high-water mark after the run: {result.stack_used_bytes} bytes")
+    click.echo(f"note: {result.cycle_note}")
+    click.echo(f"retries {result.retries}, timeouts {result.timeouts}, device errors {len(result.device_errors)}")
+    if json_out is not None:
+        atomic_write_json(json_out, result.to_dict())
+        click.echo(f"wrote {json_out}")
+
+@main.command("flash")
+@click.option("--target", type=click.Choice(["stm32f4"]), default="stm32f4", show_default=True)
+@click.option("--board", type=click.Choice(["nucleo-f446re", "blackpill-f411"]), default="nucleo-f446re",
+              show_default=True)
+@click.option("--probe", type=click.Choice(["openocd", "stlink", "pyocd"]), required=True)
+@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=check_out_dir, default=None)
+def flash_cmd(target: str, board: str, probe: str, model: Path | None, out: Path | None) -> None:
+    """Build (if needed) and flash the firmware onto a board through a debug probe."""
+    from edge_digits.firmware.flash import FlashError, flash
+
+    out = out or _default_fw_out(target, board)
+    elf, binary = out / "firmware.elf", out / "firmware.bin"
+    if model is not None or not elf.exists():
+        build = _build(target, model, out, board, "-Os")
+        elf, binary = Path(build.elf), Path(build.bin)
+    try:
+        result = flash(probe, elf, binary, board)
+    except FlashError as exc:
+        raise EdgeDigitsError(str(exc)) from exc
+    click.echo(f"flashed {elf.name} with {' '.join(result.command)}")

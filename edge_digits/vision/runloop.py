@@ -1,0 +1,690 @@
+"""The run loop of ``edge-digits run``: frames from a source, read, settled, logged, drawn, summarised.
+
+Each frame goes through :class:`reader.FrameReader` (page tracking,
+rejection); on a live source (camera, video, demo clip) the printed and
+drawn reading is the settled one, :class:`StableLines`: the strings seen in
+``k`` of the last ``n`` frames. Logs and outputs are flushed and closed
+however the run ends.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_digits.fileio import atomic_write_bytes
+from edge_digits.power import PowerMeter, PowerMeterError
+from edge_digits.scoring import score_lines
+from edge_digits.vision.camera import CameraError, FrameError, FrameSource
+from edge_digits.vision.page import Quad
+from edge_digits.vision.reader import DigitClassifier, FrameReader, FrameReading, ReaderError
+from edge_digits.vision.reject import Rejector
+
+STABLE_K, STABLE_N = 3, 5   # a line settles on a string read in 3 of its last 5 frames (docs/benchmarks.md)
+
+
+@dataclass
+class _Track:
+    """One line of writing followed across frames: where it is, what it read lately, what it settled on."""
+
+    cy: float
+    x: float
+    height: float
+    recent: deque[str | None]
+    settled: str | None = None
+
+
+class StableLines:
+    """The settled reading of a live source, line by line.
+
+    Lines are followed across frames by where they are (centre height and
+    left end, in frame pixels). A line's reading settles on a string once
+    that string was read in at least ``k`` of its last ``n`` frames, and keeps
+    it until another string does (so one misread frame changes nothing); a
+    line not seen in ``n`` frames is forgotten, and all are when the page
+    moves (the run loop calls :meth:`reset`). Settled lines come in reading
+    order, top to bottom.
+
+    >>> s = StableLines(2, 3)
+    >>> [s.push(["68994"], [(10.0, 0.0, 20.0)]) for _ in range(2)][-1]
+    ['68994']
+    >>> s.push(["67994"], [(11.0, 1.0, 20.0)])
+    ['68994']
+    """
+
+    def __init__(self, k: int = STABLE_K, n: int = STABLE_N) -> None:
+        if not 1 <= k <= n:
+            raise ValueError(f"a settled reading needs 1 <= k <= n, not k={k}, n={n}")
+        self.k, self.n = k, n
+        self._tracks: list[_Track] = []
+
+    def reset(self) -> None:
+        """Forget every line (the camera now looks at another page)."""
+        self._tracks = []
+
+    def _match(self, cy: float, x: float, h: float, taken: set[int]) -> _Track | None:
+        best, best_d = None, 0.0
+        for i, t in enumerate(self._tracks):
+            if i in taken:
+                continue
+            dy, dx = abs(cy - t.cy), abs(x - t.x)
+            if dy < 0.6 * max(h, t.height) and dx < 2.5 * max(h, t.height) and (best is None or dy < best_d):
+                best, best_d = t, dy
+        return best
+
+    def push(self, lines: list[str], positions: list[tuple[float, float, float]]) -> list[str]:
+        """Add one frame's lines (each with its centre y, left x and height in the frame); the settled lines."""
+        taken: set[int] = set()
+        for text, (cy, x, h) in zip(lines, positions):
+            track = self._match(cy, x, h, taken)
+            if track is None:
+                track = _Track(cy, x, h, deque(maxlen=self.n))
+                self._tracks.append(track)
+            taken.add(self._tracks.index(track))
+            track.cy, track.x, track.height = cy, x, h
+            track.recent.append(text)
+        for i, t in enumerate(self._tracks):
+            if i not in taken:
+                t.recent.append(None)
+        self._tracks = [t for t in self._tracks if any(r is not None for r in t.recent)]
+        for t in self._tracks:
+            counts: dict[str, int] = {}
+            for r in t.recent:
+                if r is not None:
+                    counts[r] = counts.get(r, 0) + 1
+            top = max(counts, key=lambda r: counts[r])
+            if counts[top] >= self.k:
+                t.settled = top
+        shown = sorted((t for t in self._tracks if t.settled is not None), key=lambda t: (t.cy, t.x))
+        return [str(t.settled) for t in shown]
+
+
+def line_positions(reading: FrameReading) -> list[tuple[float, float, float]]:
+    """Each line's centre height, left end and height in the source frame, for following it across frames."""
+    boxes: dict[int, list[tuple[int, int, int, int]]] = {}
+    for d in reading.digits:
+        b = d.frame_box or d.box
+        boxes.setdefault(d.line, []).append((b.x, b.y, b.x2, b.y2))
+    out = []
+    for i in sorted(boxes):
+        a = np.array(boxes[i], np.float32)
+        h = float(np.median(a[:, 3] - a[:, 1]))
+        out.append((float(np.median((a[:, 1] + a[:, 3]) / 2)), float(a[:, 0].min()), h))
+    return out
+
+
+LOG_FIELDS = ("frame", "time", "capture_ms", "page_ms", "preprocess_ms", "segmentation_ms", "rejection_ms",
+              "inference_ms", "drawing_ms", "digits", "rejected", "lines", "stable_lines", "power_w")
+
+
+class FrameLog:
+    """Per-frame timings as JSON Lines or CSV (by suffix), one whole row per write, each on disk before the
+    next frame, so that Ctrl-C, SIGTERM or a full disk leave a file of whole rows.
+
+    A write that fails (a full disk, an unplugged stick) is cut back to the last whole row; the log then
+    stops taking rows (``failed`` says why, ``lost`` counts the rows not written) and the run goes on.
+    With ``max_bytes`` or ``daily`` the file is rotated (``run.jsonl.1``, ``.2``, ... ``keep`` of them).
+    """
+
+    def __init__(self, path: Path, max_bytes: int | None = None, daily: bool = False, keep: int = 7,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in (".jsonl", ".csv"):
+            raise ReaderError(f"--log must end in .jsonl or .csv, not {self.path.name}")
+        self._csv = suffix == ".csv"
+        self.max_bytes, self.daily, self.keep, self.clock = max_bytes, daily, keep, clock
+        self.failed: str | None = None
+        self.lost = 0
+        self.rotations = 0
+        self._fd = -1
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise ReaderError(f"cannot write the log {self.path}: {exc.strerror or exc}") from exc
+        self._good = 0
+        self._day = time.localtime(self.clock())[:3]
+        if self._csv:
+            self._append(",".join(LOG_FIELDS) + "\r\n")
+
+    def _rotate(self) -> None:
+        """Close the current file, shift ``log.1`` .. ``log.(keep-1)`` up by one (the oldest goes), and
+        start ``log`` afresh: a week of rows at 30 frames a second stays bounded."""
+        self.close()
+        for i in range(self.keep - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        if self.keep > 0:
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self.rotations += 1
+        self._open()
+
+    def rotate_now(self) -> None:
+        """Start a new file now (SIGHUP), keeping the old one as ``FILE.1``."""
+        if self.failed is None:
+            try:
+                self._rotate()
+            except (OSError, ReaderError) as exc:
+                self.failed = f"rotating the log failed: {exc}"
+
+    def _due(self, size: int) -> bool:
+        if self.max_bytes is not None and self._good + size > self.max_bytes and self._good > 0:
+            return True
+        return self.daily and time.localtime(self.clock())[:3] != self._day
+
+    def _line(self, row: dict[str, object]) -> str:
+        if not self._csv:
+            return json.dumps(row) + "\n"
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, fieldnames=LOG_FIELDS).writerow(row)
+        return buffer.getvalue()
+
+    def _append(self, text: str) -> None:
+        if self.failed is not None:
+            self.lost += 1
+            return
+        data = text.encode("utf-8")
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            self._good += len(data)
+        except OSError as exc:
+            self.failed = f"{exc.strerror or exc} (after {self._good:,} bytes)"
+            self.lost += 1
+            try:
+                os.ftruncate(self._fd, self._good)   # no half row at the end
+            except OSError:
+                pass
+
+    def write(self, row: dict[str, object]) -> None:
+        line = self._line(row)
+        if self.failed is None and self._due(len(line.encode("utf-8"))):
+            self.rotate_now()
+        self._append(line)
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self.failed = self.failed or f"{exc.strerror or exc} while closing"
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def draw_reading(image: np.ndarray, reading: FrameReading, fps: float, box_scale: float = 1.0,
+                 stable: list[str] | None = None) -> np.ndarray:
+    """The source frame with the page outline, each digit's box and class, the settled strings and the
+    current FPS, drawn on a BGR copy.
+
+    Boxes are the digits' ``frame_box`` (source frame pixels); ``box_scale``
+    maps them onto a larger display frame (picamera2's ``main`` stream).
+    """
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3].copy()
+    scale = max(0.4, min(out.shape[:2]) / 800)
+    if reading.page is not None:
+        quad = np.round(reading.page.corners * box_scale).astype(np.int32)
+        cv2.polylines(out, [quad], True, (255, 160, 0), 2)
+    for d in reading.digits:
+        b = d.frame_box or d.box
+        x, y, x2, y2 = (int(round(v * box_scale)) for v in (b.x, b.y, b.x2, b.y2))
+        colour = (0, 170, 0) if d.confidence >= 0.8 else (0, 140, 255)
+        cv2.rectangle(out, (x, y), (x2, y2), colour, 1 if box_scale < 1.5 else 2)
+        cv2.putText(out, str(d.label), (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2)
+    cv2.putText(out, f"{fps:.1f} FPS", (8, int(24 * scale / 0.6)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (0, 0, 255), 2)
+    shown = stable or []
+    step = int(30 * scale / 0.6)
+    for i, text in enumerate(shown):   # the settled strings in reading order, bottom left
+        cv2.putText(out, text, (8, out.shape[0] - 10 - (len(shown) - 1 - i) * step), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale * 1.2, (255, 0, 255), 2)
+    return out
+
+
+@dataclass
+class RunOptions:
+    """How ``run`` reads, logs and shows; defaults read until the source ends, with no output files."""
+
+    rotate: int | str = 0
+    page: str | Quad = "auto"
+    stable_k: int = STABLE_K
+    stable_n: int = STABLE_N
+    line_filter: bool = True
+    max_frames: int | None = None
+    log: Path | None = None
+    log_every: str = "frame"          # "frame": a row per frame; "change": only when the reading changes
+    log_max_bytes: int | None = None  # rotate the log past this size
+    log_daily: bool = False           # rotate the log at midnight
+    log_keep: int = 7                 # rotated files kept
+    stop_on_disk_error: bool = False  # end the run when the log or saved frames cannot be written
+    save_frames: Path | None = None
+    save_video: Path | None = None
+    show: bool = False
+    retries: int = 5
+    backoff_s: float = 0.5
+    backoff_max_s: float = 8.0
+
+
+@dataclass
+class RunSummary:
+    """What a run did: frames read and skipped, camera failures, speed, and accuracy where truth is known."""
+
+    source: str
+    backend: str
+    frames: int = 0
+    digits: int = 0
+    skipped: int = 0
+    camera_failures: int = 0
+    interrupted: bool = False
+    stopped_by: str | None = None   # "SIGINT" (Ctrl-C), "SIGTERM", or "disk" (stop_on_disk_error)
+    log_failed: str | None = None   # why the log stopped taking rows (a full disk), if it did
+    log_rows_lost: int = 0
+    log_rotations: int = 0
+    frames_lost: int = 0             # annotated frames --save-frames could not write
+    video_stopped: bool = False      # --save-video stopped early: the disk was nearly full
+    seconds: float = 0.0
+    truth_digits: int = 0
+    truth_errors: int = 0
+    stable_errors: int = 0
+    line_changes: int = 0
+    stable_changes: int = 0
+    blank_frames: int = 0
+    phantom_digits: int = 0
+    pages_found: int = 0
+    page_detections: int = 0
+    rejected: int = 0
+    log: str | None = None
+    power_readings: int = 0
+    power_sum_w: float = 0.0
+
+    @property
+    def mean_power_w(self) -> float | None:
+        return self.power_sum_w / self.power_readings if self.power_readings else None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def digit_accuracy(self) -> float | None:
+        return 1.0 - self.truth_errors / self.truth_digits if self.truth_digits else None
+
+    @property
+    def stable_accuracy(self) -> float | None:
+        """Digit accuracy of the settled reading (live sources with truth)."""
+        return 1.0 - self.stable_errors / self.truth_digits if self.truth_digits else None
+
+    @property
+    def phantoms_per_blank_frame(self) -> float | None:
+        return self.phantom_digits / self.blank_frames if self.blank_frames else None
+
+    def as_dict(self) -> dict[str, object]:
+        d = dataclasses.asdict(self)
+        d["fps"] = round(self.fps, 2)
+        d["digit_accuracy"] = self.digit_accuracy
+        d["phantoms_per_blank_frame"] = self.phantoms_per_blank_frame
+        d["stable_accuracy"] = self.stable_accuracy
+        d["mean_power_w"] = self.mean_power_w
+        return d
+
+
+class _Outputs:
+    """The optional annotated outputs of a run: window, video file, PNG frames."""
+
+    def __init__(self, options: RunOptions, warn: Callable[[str], None] = lambda msg: None) -> None:
+        self.options = options
+        self.warn = warn
+        self.frames_lost = 0
+        self.video_stopped = False
+        self._video: cv2.VideoWriter | None = None
+        self._video_size = (0, 0)
+        if options.show:
+            try:
+                cv2.namedWindow("edge-digits", cv2.WINDOW_NORMAL)
+            except cv2.error as exc:
+                raise ReaderError("--show needs OpenCV with a GUI (pip install opencv-python, "
+                                  "not opencv-python-headless) and a display") from exc
+
+    @property
+    def wanted(self) -> bool:
+        o = self.options
+        return o.show or o.save_video is not None or o.save_frames is not None
+
+    def write(self, index: int, view: np.ndarray) -> None:
+        o = self.options
+        if o.save_frames is not None:
+            ok, png = cv2.imencode(".png", view)
+            if ok:
+                try:
+                    atomic_write_bytes(Path(o.save_frames) / f"frame{index:06d}.png", png.tobytes())
+                except OSError as exc:
+                    if not self.frames_lost:
+                        self.warn(f"cannot save frames in {o.save_frames} any more: {exc.strerror or exc}; "
+                                  "the reading goes on")
+                    self.frames_lost += 1
+        if o.save_video is not None and not self.video_stopped and index % 15 == 0 and \
+                _free_bytes(Path(o.save_video).parent) < VIDEO_RESERVE:
+            self.video_stopped = True
+            self.close_video()
+            self.warn(f"the disk under {o.save_video} is nearly full: the video stops here, with room left for "
+                      "its index; the reading goes on")
+        if o.save_video is not None and not self.video_stopped:
+            if self._video is None:
+                path = Path(o.save_video)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
+                self._video_size = (view.shape[1], view.shape[0])
+                self._video = cv2.VideoWriter(str(path), fourcc, 15.0, self._video_size)
+                if not self._video.isOpened():
+                    raise ReaderError(f"cannot write video {path}: OpenCV could not open it (use .avi or .mp4)")
+            if (view.shape[1], view.shape[0]) != self._video_size:
+                view = cv2.resize(view, self._video_size)
+            self._video.write(view)
+        if o.show:
+            cv2.imshow("edge-digits", view)
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                raise KeyboardInterrupt
+
+    def close_video(self) -> None:
+        if self._video is not None:
+            self._video.release()
+            self._video = None
+
+    def close(self) -> None:
+        self.close_video()
+        if self.options.show:
+            cv2.destroyAllWindows()
+
+
+VIDEO_RESERVE = 4 * 1024 * 1024   # a video stops while this much is free, so its index can still be written
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return VIDEO_RESERVE   # unknown: let the writer find out
+    return st.f_bavail * st.f_frsize
+
+
+def check_outputs(options: RunOptions) -> None:
+    """Fail before any work when an output cannot be written: one line naming the path and the reason."""
+    for flag, path, is_dir in (("--log", options.log, False), ("--save-frames", options.save_frames, True),
+                               ("--save-video", options.save_video, False)):
+        if path is None:
+            continue
+        folder = Path(path) if is_dir else Path(path).parent
+        if not is_dir and Path(path).is_dir():
+            raise ReaderError(f"{flag} {path} is a folder; give a file name")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReaderError(f"{flag} {path}: cannot create the folder {folder}: {exc.strerror or exc}") from exc
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ReaderError(f"{flag} {path}: the folder {folder} is not writable")
+    if options.save_video is not None and Path(options.save_video).suffix.lower() not in (".avi", ".mp4"):
+        raise ReaderError(f"--save-video {options.save_video}: use a .avi or .mp4 file name")
+
+
+_STAGES = ("capture", "page", "preprocess", "segmentation", "rejection", "inference", "drawing")
+
+
+class _Reconnect:
+    """Back-off state for a failing camera: doubling waits, reset by every good frame."""
+
+    def __init__(self, options: RunOptions, sleep: Callable[[float], None], warn: Callable[[str], None]) -> None:
+        self.options, self.sleep, self.warn = options, sleep, warn
+        self.failures, self.wait = 0, options.backoff_s
+
+    def good_frame(self) -> None:
+        self.failures, self.wait = 0, self.options.backoff_s
+
+    def failed(self, source: FrameSource, exc: CameraError) -> None:
+        """Close, wait, reopen; raise CameraError once ``retries`` failures came in a row."""
+        self.failures += 1
+        if self.failures > self.options.retries:
+            raise CameraError(f"{source.name} failed {self.failures} times in a row, giving up: {exc}") from exc
+        self.warn(f"{exc}; reopening in {self.wait:.1f} s (retry {self.failures}/{self.options.retries})")
+        source.close()
+        self.sleep(self.wait)
+        self.wait = min(self.wait * 2, self.options.backoff_max_s)
+        try:
+            source.open()
+        except CameraError as reopen_exc:
+            self.warn(f"reopening {source.name} failed: {reopen_exc}")
+
+
+def _annotated(source: FrameSource, frame: np.ndarray, reading: FrameReading, fps: float,
+               stable: list[str] | None) -> np.ndarray:
+    """The annotated view: on the source's display stream when it has one, else on the frame itself."""
+    display = source.display
+    base = display if display is not None else frame
+    return draw_reading(base, reading, fps, base.shape[1] / frame.shape[1], stable)
+
+
+def _record(source: FrameSource, index: int, now: float, reading: FrameReading,
+            timings: dict[str, float], stable: list[str] | None) -> dict[str, object]:
+    record: dict[str, object] = {
+        "source": source.name, "frame": index, "time": round(now, 3), "rotation": reading.rotation,
+        "lines": reading.lines, "digits": [d.as_dict() for d in reading.digits],
+        "page": reading.page.as_list() if reading.page is not None else None, "rejected": reading.rejected,
+        "timings_ms": {k: round(v, 3) for k, v in timings.items()}}
+    if stable is not None:
+        record["stable_lines"] = stable
+    return record
+
+
+def _log_row(index: int, now: float, reading: FrameReading, timings: dict[str, float],
+             power_w: float | None, stable: list[str] | None) -> dict[str, object]:
+    return {"frame": index, "time": round(now, 3),
+            **{f"{k}_ms": round(timings.get(k, 0.0), 3) for k in _STAGES},
+            "digits": len(reading.digits), "rejected": reading.rejected, "lines": " ".join(reading.lines),
+            "stable_lines": " ".join(stable) if stable is not None else "",
+            "power_w": None if power_w is None else round(power_w, 4)}
+
+
+class _PowerReadings:
+    """One power reading per frame from an optional meter; a meter that fails is warned about once, then left."""
+
+    def __init__(self, meter: PowerMeter | None, warn: Callable[[str], None]) -> None:
+        self.meter, self.warn = meter, warn
+
+    def read(self) -> float | None:
+        if self.meter is None:
+            return None
+        try:
+            return float(self.meter.read_watts())
+        except (PowerMeterError, OSError) as exc:
+            self.warn(f"power meter {self.meter.name} failed, the run goes on without it: {exc}")
+            self.meter = None
+            return None
+
+
+class _Signals:
+    """SIGTERM (systemd ``stop``, ``docker stop``) ends the run like Ctrl-C, but between frames: the frame
+    in hand is finished, then every output is flushed and closed. SIGHUP (``systemctl reload``, logrotate)
+    starts a new log file between frames. Only the main thread can take signals; elsewhere nothing is
+    installed."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.reopen = False
+        self._previous: dict[int, object] = {}
+        if threading.current_thread() is threading.main_thread():
+            self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._stop)
+            if hasattr(signal, "SIGHUP"):
+                self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._reopen)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+    def _reopen(self, signum: int, frame: object) -> None:
+        self.reopen = True
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+        self._previous = {}
+
+
+def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | None = None,
+        on_frame: Callable[[dict[str, object]], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep, meter: PowerMeter | None = None,
+        rejector: Rejector | None = None) -> RunSummary:
+    """Read frames from ``source`` until it ends, ``max_frames`` or Ctrl-C; returns what happened.
+
+    Each frame is read by a :class:`reader.FrameReader` (the page found and
+    tracked as ``options.page`` says, glyphs dropped by ``rejector``);
+    ``on_frame`` gets its record (source, frame, time, lines, digits with
+    boxes in frame pixels, page outline, per-stage timings and, on a live
+    source, ``stable_lines``). Image files are read one by one: no tracking
+    and no settling across files. On the demo clip a sheet whose truth is
+    empty counts every digit read as a phantom. A bad frame is
+    skipped with a warning; a failing camera is closed and reopened with
+    doubling back-off, up to ``retries`` failures in a row. Logs and outputs
+    are flushed and closed however the run ends, Ctrl-C and SIGTERM included
+    (``stopped_by`` says which). With a
+    power ``meter``, each frame's record and log row carry ``power_w``, read
+    as the frame ends.
+    """
+    options = options if options is not None else RunOptions()
+    warn = on_warning or (lambda msg: None)
+    power = _PowerReadings(meter, warn)
+    summary = RunSummary(source.name, str(getattr(classifier, "backend", type(classifier).__name__)))
+    check_outputs(options)
+    if options.log_every not in ("frame", "change"):
+        raise ReaderError(f"log_every must be frame or change, not {options.log_every!r}")
+    log = FrameLog(options.log, options.log_max_bytes, options.log_daily, options.log_keep) \
+        if options.log is not None else None
+    logged: list[str] | None = None
+    summary.log = str(options.log) if options.log is not None else None
+    outputs = _Outputs(options, warn)
+    reconnect = _Reconnect(options, sleep, warn)
+    truth_of = getattr(source, "truth", None)
+    live = bool(getattr(source, "live", True))
+    reader = FrameReader(classifier, options.rotate, options.page, rejector, options.line_filter)
+    settle = StableLines(options.stable_k, options.stable_n) if live else None
+    fps = 0.0
+    last_lines: list[str] | None = None
+    last_stable: list[str] | None = None
+    start = time.perf_counter()
+    stop = _Signals()
+    source.want_display = outputs.wanted
+    try:
+        source.open()
+        while not stop.requested and (options.max_frames is None or summary.frames < options.max_frames):
+            t0 = time.perf_counter()
+            try:
+                frame = source.read()
+            except FrameError as exc:
+                summary.skipped += 1
+                warn(f"skipped a frame: {exc}")
+                continue
+            except CameraError as exc:
+                summary.camera_failures += 1
+                reconnect.failed(source, exc)
+                continue
+            if frame is None:
+                break
+            reconnect.good_frame()
+            index = summary.frames
+            t1 = time.perf_counter()
+            if not live:
+                reader.reset()
+            reading = reader.read(frame)
+            if settle is not None and reading.page_moved:
+                settle.reset()
+            stable = settle.push(reading.lines, line_positions(reading)) if settle is not None else None
+            if index:
+                summary.line_changes += reading.lines != last_lines
+                summary.stable_changes += stable != last_stable
+            last_lines, last_stable = reading.lines, stable
+            t2 = time.perf_counter()
+            if outputs.wanted:
+                outputs.write(index, _annotated(source, frame, reading, fps, stable))
+            t3 = time.perf_counter()
+            fps = 1.0 / max(t3 - t0, 1e-9) if fps == 0 else 0.9 * fps + 0.1 / max(t3 - t0, 1e-9)
+            timings = {"capture": (t1 - t0) * 1e3, **reading.timings_ms, "drawing": (t3 - t2) * 1e3}
+            now = time.time()
+            power_w = power.read()
+            record = _record(source, index, now, reading, timings, stable)
+            if meter is not None:
+                record["power_w"] = None if power_w is None else round(power_w, 4)
+            if power_w is not None:
+                summary.power_readings += 1
+                summary.power_sum_w += power_w
+            if callable(truth_of):
+                truth = truth_of(index)
+                score = score_lines(truth, reading.lines)
+                record["truth"] = truth
+                if truth:
+                    summary.truth_digits += score.digits
+                    summary.truth_errors += score.errors
+                    if stable is not None:
+                        summary.stable_errors += score_lines(truth, stable).errors
+                else:
+                    summary.blank_frames += 1
+                    summary.phantom_digits += len(reading.digits)
+            shown = stable if stable is not None else reading.lines
+            if log is not None and stop.reopen:
+                stop.reopen = False
+                log.rotate_now()
+            if log is not None and (options.log_every == "frame" or shown != logged):
+                log.write(_log_row(index, now, reading, timings, power_w, stable))
+                logged = shown
+                if log.failed is not None and not summary.log_failed:
+                    summary.log_failed = log.failed
+                    goes_on = "the run stops" if options.stop_on_disk_error else "the reading goes on"
+                    warn(f"cannot write the log {log.path} any more: {log.failed}; it keeps its whole rows so far, "
+                         f"{goes_on}")
+            summary.frames += 1
+            summary.digits += len(reading.digits)
+            if options.stop_on_disk_error and (summary.log_failed or outputs.frames_lost or outputs.video_stopped):
+                summary.stopped_by = "disk"
+                break
+            summary.rejected += reading.rejected
+            summary.pages_found += reading.page is not None
+            if on_frame is not None:
+                on_frame(record)
+    except KeyboardInterrupt:
+        summary.interrupted, summary.stopped_by = True, "SIGINT"
+    finally:
+        stop.restore()
+        if stop.requested:
+            summary.interrupted, summary.stopped_by = True, "SIGTERM"
+        summary.seconds = time.perf_counter() - start
+        summary.page_detections = reader.tracker.detections
+        source.close()
+        outputs.close()
+        summary.frames_lost = outputs.frames_lost
+        summary.video_stopped = outputs.video_stopped
+        if log is not None:
+            log.close()
+            summary.log_failed = log.failed
+            summary.log_rows_lost = log.lost
+            summary.log_rotations = log.rotations
+    return summary
+
+
