@@ -18,7 +18,7 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang 
                 postgresql systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-system data demo test test-fast lint clean
+.PHONY: setup setup-system data demo test test-fast lint typecheck clean
 
 setup: $(STAMP) setup-system
 
@@ -51,9 +51,15 @@ test: data
 test-fast: data
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Lint and import order (ruff; rules in pyproject.toml). CI runs it before the tests.
+# Lint and import order (ruff), then the import rules between stages (import-linter); both configured in
+# pyproject.toml. CI runs lint and typecheck before the tests.
 lint: setup
 	$(BIN)/ruff check edge_digits tests tools
+	$(BIN)/lint-imports
+
+# Static types: mypy --strict on the package (settings in pyproject.toml).
+typecheck: setup
+	$(BIN)/mypy edge_digits
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -14,7 +14,8 @@ import pytest
 
 from edge_digits import int8
 from edge_digits.deploy import tflm_arrays as cgen
-from edge_digits.deploy.convert import ConvertError, ModelSummary, check_for_tflm, convert_model, summarize_model
+from edge_digits.deploy.convert import ConvertError, check_for_tflm, convert_model
+from edge_digits.flatbuffer import ModelFileError, ModelSummary, summarize_model
 from edge_digits.runtime import tflm
 
 
@@ -161,8 +162,10 @@ def test_unsupported_op_is_named() -> None:
 def test_garbage_is_not_a_flatbuffer(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x00" * 7)
-    with pytest.raises(ConvertError, match="not a TFLite flatbuffer"):
+    with pytest.raises(ModelFileError, match="not a TFLite flatbuffer"):
         summarize_model(bad.read_bytes())
+    with pytest.raises(ConvertError, match="not a TFLite flatbuffer"):
+        convert_model(bad, tmp_path / "out")
 
 
 def test_cli_reports_figures_and_errors(converted, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from edge_digits.deploy.convert import summarize_model
+from edge_digits.flatbuffer import summarize_model
 from edge_digits.measure.evaluate import evaluate_tflite
 from edge_digits.models import ModelNotFound, bundled_model, model_card, resolve_model
 from edge_digits.runtime import tflm

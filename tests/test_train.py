@@ -135,7 +135,7 @@ def test_tiny_recipe_trains_quantizes_and_reports(tiny_run) -> None:
 
 
 def test_int8_export_is_full_integer(tiny_run) -> None:
-    from edge_digits.deploy.convert import summarize_model
+    from edge_digits.flatbuffer import summarize_model
 
     summary = summarize_model((tiny_run.out_dir / "model_int8.tflite").read_bytes())
     assert summary.inputs[0].dtype == "int8" and summary.outputs[0].dtype == "int8"
@@ -145,7 +145,8 @@ def test_int8_export_is_full_integer(tiny_run) -> None:
 
 
 def test_saved_keras_models_load_back_and_convert(tiny_run, mnist_cache) -> None:
-    from edge_digits.deploy.convert import load_model_bytes, summarize_model
+    from edge_digits.deploy.convert import load_model_bytes
+    from edge_digits.flatbuffer import summarize_model
     from edge_digits.train.robustness import keras_beside
 
     out = tiny_run.out_dir

@@ -19,8 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge_digits.deploy.convert import summarize_model
 from edge_digits.fileio import atomic_write_json, atomic_write_text
+from edge_digits.flatbuffer import summarize_model
 from edge_digits.measure.evaluate import evaluate_tflite
 from edge_digits.models import MODEL_DIR
 from edge_digits.runtime import tflm

@@ -22,37 +22,14 @@ import numpy as np
 from edge_digits import __version__, int8
 from edge_digits.deploy import tflm_arrays as cgen
 from edge_digits.fileio import atomic_write_json
+from edge_digits.flatbuffer import ModelFileError, ModelSummary, summarize_model
 from edge_digits.runtime import tflm
 
-TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
-                7: "int16", 9: "int8", 10: "float64", 17: "int4"}
 DEFAULT_ARENA_MARGIN = 0.10
 
 
 class ConvertError(ValueError):
     """The model cannot be converted for TFLM; the message names the tensor or op and the fix."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Shape, dtype and quantization of one model input or output."""
-
-    name: str
-    shape: list[int]
-    dtype: str
-    scale: float
-    zero_point: int
-
-
-@dataclass(frozen=True)
-class ModelSummary:
-    """What the flatbuffer says about itself, read with the ``tflite`` schema package."""
-
-    ops: list[str]
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
-    float_tensors: list[str]
-    tensor_types: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -79,61 +56,6 @@ class ConvertResult:
     manifest: dict
     verification: Verification | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _op_name(code) -> str:
-    import tflite
-
-    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    if builtin == tflite.BuiltinOperator.CUSTOM:
-        custom = code.CustomCode()
-        return f"CUSTOM:{custom.decode() if custom else '?'}"
-    return tflite.opcode2name(builtin)
-
-
-def summarize_model(model: bytes) -> ModelSummary:
-    """Op list (in first-use order), inputs, outputs and tensor types of a TFLite flatbuffer."""
-    try:
-        import tflite
-    except ImportError as exc:
-        raise ConvertError("reading flatbuffers needs the tflite schema package: pip install 'edge-digits[micro]'") \
-            from exc
-    if len(model) < 8 or model[4:8] != b"TFL3":
-        raise ConvertError("not a TFLite flatbuffer: the file identifier 'TFL3' is missing at byte 4")
-    try:
-        root = tflite.Model.GetRootAsModel(model, 0)
-        graph = root.Subgraphs(0)
-        codes = [_op_name(root.OperatorCodes(i)) for i in range(root.OperatorCodesLength())]
-    except Exception as exc:  # the flatbuffer library raises assorted errors on garbage
-        raise ConvertError(f"not a TFLite flatbuffer: {exc}") from exc
-    if root.SubgraphsLength() != 1:
-        raise ConvertError(f"the model has {root.SubgraphsLength()} subgraphs; edge-digits handles one")
-
-    ops: list[str] = []
-    for i in range(graph.OperatorsLength()):
-        name = codes[graph.Operators(i).OpcodeIndex()]
-        if name not in ops:
-            ops.append(name)
-
-    def spec(index: int) -> TensorSpec:
-        tensor = graph.Tensors(index)
-        quant = tensor.Quantization()
-        scale = float(quant.Scale(0)) if quant is not None and quant.ScaleLength() else 0.0
-        zero = int(quant.ZeroPoint(0)) if quant is not None and quant.ZeroPointLength() else 0
-        return TensorSpec(tensor.Name().decode(), [int(d) for d in tensor.ShapeAsNumpy()],
-                          TENSOR_TYPES.get(tensor.Type(), str(tensor.Type())), scale, zero)
-
-    types: dict[str, str] = {}
-    floats: list[str] = []
-    for i in range(graph.TensorsLength()):
-        tensor = graph.Tensors(i)
-        name = tensor.Name().decode()
-        kind = TENSOR_TYPES.get(tensor.Type(), str(tensor.Type()))
-        types[name] = kind
-        if kind in ("float32", "float16", "float64"):
-            floats.append(name)
-    return ModelSummary(ops, [spec(int(i)) for i in graph.InputsAsNumpy()],
-                        [spec(int(i)) for i in graph.OutputsAsNumpy()], floats, types)
 
 
 def _check_contract(name: str, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> None:
@@ -285,7 +207,10 @@ def convert_model(
     if verify < 0:
         raise ConvertError("--verify must be 0 (off) or a number of test images")
     model, origin = load_model_bytes(Path(model_path), calibration, cache_dir)
-    summary = summarize_model(model)
+    try:
+        summary = summarize_model(model)
+    except ModelFileError as exc:
+        raise ConvertError(str(exc)) from exc
     _check_contract(Path(model_path).name, tuple(summary.inputs[0].shape), tuple(summary.outputs[0].shape))
     check_for_tflm(summary)
     sha = hashlib.sha256(model).hexdigest()

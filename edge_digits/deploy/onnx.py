@@ -51,7 +51,7 @@ def tflite_to_onnx(model: bytes) -> bytes:
     import io
     import warnings
 
-    from edge_digits.deploy.convert import summarize_model
+    from edge_digits.flatbuffer import summarize_model
 
     summary = summarize_model(model)
     if summary.inputs[0].dtype != "int8" or summary.outputs[0].dtype != "int8":

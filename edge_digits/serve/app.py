@@ -79,7 +79,7 @@ def model_manifest(model: Path, engine: InterpreterPool, config: ServeConfig) ->
         "server_version": __version__,
     }
     try:
-        from edge_digits.deploy.convert import summarize_model
+        from edge_digits.flatbuffer import summarize_model
 
         s = summarize_model(data)
         manifest.update(ops=s.ops, inputs=[asdict(t) for t in s.inputs], outputs=[asdict(t) for t in s.outputs])
