@@ -8,6 +8,7 @@ flatbuffer schema package, never TensorFlow.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class ModelFileError(ValueError):
@@ -40,14 +41,14 @@ class ModelSummary:
     tensor_types: dict[str, str]
 
 
-def _op_name(code) -> str:
+def _op_name(code: Any) -> str:
     import tflite
 
     builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
     if builtin == tflite.BuiltinOperator.CUSTOM:
         custom = code.CustomCode()
         return f"CUSTOM:{custom.decode() if custom else '?'}"
-    return tflite.opcode2name(builtin)
+    return str(tflite.opcode2name(builtin))
 
 
 def summarize_model(model: bytes) -> ModelSummary:

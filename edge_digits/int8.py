@@ -21,4 +21,5 @@ def quantize_images(images: np.ndarray, scale: float, zero_point: int) -> np.nda
     """
     x = images.astype(np.float32) / np.float32(255.0)
     q = np.round(x / np.float32(scale)) + zero_point
-    return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+    out: np.ndarray = np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+    return out

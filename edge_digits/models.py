@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 BUNDLED = ("standard", "micro", "seed-cnn")
@@ -21,12 +22,13 @@ def bundled_model(name: str = "standard") -> Path:
     return path
 
 
-def model_card(name: str = "standard") -> dict:
+def model_card(name: str = "standard") -> dict[str, Any]:
     """The measured figures recorded for a bundled model (accuracy, size, arena, recipe, commit)."""
     path = MODEL_DIR / f"{name}.json"
     if not path.is_file():
         raise ModelNotFound(f"no model card for {name!r}")
-    return json.loads(path.read_text())
+    card: dict[str, Any] = json.loads(path.read_text())
+    return card
 
 
 def resolve_model(model: str | Path | None, default: str = "standard") -> Path:

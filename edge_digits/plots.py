@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from edge_digits.fileio import atomic_write_bytes
 
 
-def _pyplot():
+class _BenchConfig(Protocol):
+    """What the plots read of a benchmark configuration (``measure.bench.BenchConfig``)."""
+
+    @property
+    def threads(self) -> int: ...
+    @property
+    def batch(self) -> int: ...
+
+
+class _BenchResult(Protocol):
+    """What the plots read of one benchmark result (``measure.bench.BenchResult``)."""
+
+    @property
+    def config(self) -> _BenchConfig: ...
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def backend_used(self) -> str: ...
+    @property
+    def throughput_ips(self) -> float: ...
+    @property
+    def samples_ms(self) -> Sequence[float]: ...
+
+
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +44,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Any, path: Path) -> Path:
     import io
 
     buf = io.BytesIO()
@@ -86,11 +112,11 @@ def error_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray, path: Pat
     return _save(fig, path)
 
 
-def _label(r) -> str:
+def _label(r: _BenchResult) -> str:
     return f"{r.model_name}\n{r.backend_used} t{r.config.threads} b{r.config.batch}"
 
 
-def latency_distribution(results, path: Path) -> Path:
+def latency_distribution(results: Sequence[_BenchResult], path: Path) -> Path:
     """Per-image latency of every configuration as box plots (log scale)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(results)), 4.2))
@@ -104,11 +130,11 @@ def latency_distribution(results, path: Path) -> Path:
     return _save(fig, path)
 
 
-def throughput(results, path: Path) -> Path:
+def throughput(results: Sequence[_BenchResult], path: Path) -> Path:
     """Images per second against threads, one line per model and batch size."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    series: dict[tuple, list] = {}
+    series: dict[tuple[str, str, int], list[tuple[int, float]]] = {}
     for r in results:
         series.setdefault((r.model_name, r.backend_used, r.config.batch), []).append((r.config.threads,
                                                                                       r.throughput_ips))
@@ -166,7 +192,7 @@ def pareto(points: list[tuple[int, float | None, bool]], front: list[tuple[int, 
     return _save(fig, path)
 
 
-def power_trace(power: dict, path: Path) -> Path:
+def power_trace(power: dict[str, Any], path: Path) -> Path:
     """Power over time with the idle and load windows shaded."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.6))

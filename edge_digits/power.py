@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-METERS = ("auto", "none", "ina219", "ina260", "pi5-pmic", "rapl", "hwmon")
-
 
 class PowerMeterError(RuntimeError):
     """A meter is absent or unreadable; the message names the fix."""
@@ -228,10 +226,23 @@ def _smbus(bus: int) -> SMBusLike:
     except ImportError as exc:
         raise PowerMeterError("I2C meters need smbus2: pip install 'edge-digits[pi]'") from exc
     try:
-        return SMBus(bus)
+        bus_device: SMBusLike = SMBus(bus)
+        return bus_device
     except (FileNotFoundError, PermissionError) as exc:
         raise PowerMeterError(f"cannot open /dev/i2c-{bus}: enable I2C (raspi-config) and join the 'i2c' group") \
             from exc
+
+
+# The one list of meters (the CLI's --power-meter choices read it): kind -> opener(i2c_bus, address, shunt_ohms).
+METER_OPENERS: dict[str, Callable[[int, int, float], PowerMeter]] = {
+    "ina219": lambda bus, address, shunt: Ina219Meter(_smbus(bus), address, shunt),
+    "ina260": lambda bus, address, shunt: Ina260Meter(_smbus(bus), address),
+    "pi5-pmic": lambda bus, address, shunt: Pi5PmicMeter(),
+    "rapl": lambda bus, address, shunt: RaplMeter(),
+    "hwmon": lambda bus, address, shunt: HwmonMeter(),
+}
+AUTO_ORDER = ("pi5-pmic", "ina260", "ina219", "rapl", "hwmon")   # what ``auto`` tries, best first
+METERS = ("auto", "none", *METER_OPENERS)
 
 
 def open_meter(kind: str, i2c_bus: int = 1, address: int = 0x40, shunt_ohms: float = 0.1) -> PowerMeter | None:
@@ -240,7 +251,7 @@ def open_meter(kind: str, i2c_bus: int = 1, address: int = 0x40, shunt_ohms: flo
         return None
     if kind == "auto":
         errors = []
-        for candidate in ("pi5-pmic", "ina260", "ina219", "rapl", "hwmon"):
+        for candidate in AUTO_ORDER:
             if candidate.startswith("ina") and not Path(f"/dev/i2c-{i2c_bus}").exists():
                 errors.append(f"{candidate}: no /dev/i2c-{i2c_bus}")
                 continue
@@ -249,16 +260,8 @@ def open_meter(kind: str, i2c_bus: int = 1, address: int = 0x40, shunt_ohms: flo
             except PowerMeterError as exc:
                 errors.append(f"{candidate}: {exc}")
         raise PowerMeterError("no power meter works here:\n  " + "\n  ".join(errors))
-    if kind == "ina219":
-        return Ina219Meter(_smbus(i2c_bus), address, shunt_ohms)
-    if kind == "ina260":
-        return Ina260Meter(_smbus(i2c_bus), address)
-    if kind == "pi5-pmic":
-        return Pi5PmicMeter()
-    if kind == "rapl":
-        return RaplMeter()
-    if kind == "hwmon":
-        return HwmonMeter()
+    if kind in METER_OPENERS:
+        return METER_OPENERS[kind](i2c_bus, address, shunt_ohms)
     raise PowerMeterError(f"unknown power meter {kind!r}: choose from {', '.join(METERS)}")
 
 

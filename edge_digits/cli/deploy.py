@@ -56,6 +56,7 @@ def convert(model: str, out: Path, name: str, calibration: int, verify: int, are
                    f"{v.desktop_backend} accuracy {v.desktop_accuracy:.2%}, "
                    f"identical int8 outputs {v.identical_share:.2%} (max difference {v.max_abs_diff})")
 
+
 def _convert_onnx(model: Path, out: Path, calibration: int, verify: int, cache_dir: Path | None) -> None:
     from edge_digits.data import DataError
     from edge_digits.deploy import convert as conv
@@ -74,6 +75,7 @@ def _convert_onnx(model: Path, out: Path, calibration: int, verify: int, cache_d
         click.echo(f"verified on {v.count} MNIST test images: onnxruntime accuracy {v.onnx_accuracy:.2%}, LiteRT "
                    f"{v.litert_accuracy:.2%}, identical int8 outputs {v.identical_share:.2%} "
                    f"(max difference {v.max_abs_diff})")
+
 
 @main.command("service-unit", context_settings={"ignore_unknown_options": True})
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=check_out_file,

@@ -8,26 +8,30 @@ from typing import TYPE_CHECKING
 import click
 
 from edge_digits.cli.common import EdgeDigitsError, cache_option, check_out_dir, check_out_file, main, resolve_model_arg
+from edge_digits.firmware import targets
+from edge_digits.firmware.flash import PROBES
 
 if TYPE_CHECKING:
-    pass
+    from edge_digits.firmware.build import FirmwareBuild
 
 
 @main.group()
 def firmware() -> None:
     """Generate the native C engine, build microcontroller firmware, run it under QEMU."""
 
-_target_option = click.option("--target", type=click.Choice(["mps2-an386", "stm32f4"]), required=True,
-                              help="mps2-an386 (QEMU's Cortex-M4F board) or stm32f4 (Nucleo-F446RE, Black Pill "
-                                   "F411, QEMU's netduinoplus2).")
 
-_board_option = click.option("--board", type=click.Choice(["netduinoplus2", "nucleo-f446re", "blackpill-f411"]),
-                             default=None, help="STM32F4 board (default: netduinoplus2, QEMU's).")
+_target_option = click.option("--target", type=click.Choice(list(targets.TARGETS)), required=True,
+                              help=targets.target_help() + ".")
+
+_board_option = click.option("--board", type=click.Choice(list(targets.BOARDS)), default=None,
+                             help="The board of the target (default: the target's QEMU board).")
+
 
 def _default_fw_out(target: str, board: str | None) -> Path:
     return Path("build") / "firmware" / (board or target)
 
-def _build(target: str, model: Path | None, out: Path | None, board: str | None, opt: str):
+
+def _build(target: str, model: Path | None, out: Path | None, board: str | None, opt: str) -> FirmwareBuild:
     from edge_digits.firmware.build import FirmwareBuildError, build_firmware
     from edge_digits.firmware.graph import UnsupportedModelError
 
@@ -37,6 +41,7 @@ def _build(target: str, model: Path | None, out: Path | None, board: str | None,
     except (FirmwareBuildError, UnsupportedModelError, OSError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
 
+
 @firmware.command("generate")
 @click.argument("model")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), callback=check_out_dir,
@@ -44,11 +49,12 @@ def _build(target: str, model: Path | None, out: Path | None, board: str | None,
               help="Folder to write model.c, model.h, the kernel sources and summary.json into (replaced).")
 def firmware_generate(model: str, out_dir: Path) -> None:
     """Write C code for MODEL (.tflite, or standard/micro): weights in flash, one static scratch buffer, ed_invoke()."""
-    from edge_digits import firmware as fw
+    from edge_digits.firmware.generate import generate
+    from edge_digits.firmware.graph import UnsupportedModelError
 
     try:
-        result = fw.generate(resolve_model_arg(model, "micro"), out_dir)
-    except (fw.UnsupportedModelError, FileNotFoundError) as exc:
+        result = generate(resolve_model_arg(model, "micro"), out_dir)
+    except (UnsupportedModelError, FileNotFoundError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
     for layer in result.layers:
         click.echo(f"layer {layer.index:>2} {layer.op:<18} -> {str(layer.output_shape):<18} "
@@ -58,6 +64,7 @@ def firmware_generate(model: str, out_dir: Path) -> None:
                f"{result.scratch_disjoint_bound:,} B), "
                f"weights flash {result.weight_bytes:,} B, {result.macs:,} MACs per inference")
     click.echo(f"wrote {', '.join(result.files)} to {result.out_dir}")
+
 
 @firmware.command("build")
 @_target_option
@@ -74,6 +81,7 @@ def firmware_build(target: str, board: str | None, model: Path | None, out: Path
     click.echo(f"flash {result.flash_bytes} bytes (text+rodata {result.text_bytes}, data {result.data_bytes}); "
                f"static RAM {result.ram_static_bytes} bytes (data+bss, engine scratch "
                f"{result.engine_scratch_bytes}) + {result.stack_reserved_bytes} bytes of stack reserved")
+
 
 @firmware.command("run")
 @_target_option
@@ -100,6 +108,7 @@ def firmware_run(target: str, board: str | None, elf: Path | None, port: int | N
                 click.echo("stopping QEMU")
     except FirmwareBuildError as exc:
         raise EdgeDigitsError(str(exc)) from exc
+
 
 @main.command("validate")
 @click.option("--port", "port_spec", required=True, help="tcp:HOST:PORT (QEMU) or a serial device (/dev/ttyACM0).")
@@ -149,11 +158,13 @@ def validate_cmd(port_spec: str, baud: int, count: int, model: Path | None, time
         atomic_write_json(json_out, result.to_dict())
         click.echo(f"wrote {json_out}")
 
+
 @main.command("flash")
-@click.option("--target", type=click.Choice(["stm32f4"]), default="stm32f4", show_default=True)
-@click.option("--board", type=click.Choice(["nucleo-f446re", "blackpill-f411"]), default="nucleo-f446re",
+@click.option("--target", type=click.Choice(sorted({targets.BOARDS[b].target for b in targets.hardware_boards()})),
+              default="stm32f4", show_default=True)
+@click.option("--board", type=click.Choice(list(targets.hardware_boards())), default="nucleo-f446re",
               show_default=True)
-@click.option("--probe", type=click.Choice(["openocd", "stlink", "pyocd"]), required=True)
+@click.option("--probe", type=click.Choice(list(PROBES)), required=True)
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=check_out_dir, default=None)
 def flash_cmd(target: str, board: str, probe: str, model: Path | None, out: Path | None) -> None:

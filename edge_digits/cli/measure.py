@@ -80,11 +80,13 @@ def eval_cmd(models: tuple[str, ...], backend: str, threads: int, limit: int, as
         for digit, row in enumerate(result.confusion):
             click.echo(f"{digit:>4} " + "".join(f"{v:>6}" for v in row))
 
+
 def _model_label(given: str, path: Path) -> str:
     """A short name for a model in tables: the bundled name, else the run folder or the file's stem."""
     if given == path.stem or "/" not in given and not given.endswith(".tflite"):
         return given
     return path.parent.name if path.stem in ("model_int8", "model") else path.stem
+
 
 def _robustness(given: tuple[str, ...], paths: list[Path], keras_models: tuple[Path, ...],
                 perturbations: tuple[str, ...], seed: int, backend: str, limit: int, out: Path | None,
@@ -98,7 +100,7 @@ def _robustness(given: tuple[str, ...], paths: list[Path], keras_models: tuple[P
     if keras_models and len(keras_models) != len(paths):
         raise EdgeDigitsError(f"--keras was given {len(keras_models)} times for {len(paths)} models: "
                               "give one Keras model per MODEL, in the same order, or none")
-    keras = list(keras_models) or [robustness.keras_beside(p) for p in paths]
+    keras: list[Path | None] = [*keras_models] or [robustness.keras_beside(p) for p in paths]
     models = [(_model_label(g, p), p, k) for g, p, k in zip(given, paths, keras)]
     try:
         _, _, x, y = load_mnist(cache_dir)
@@ -113,11 +115,13 @@ def _robustness(given: tuple[str, ...], paths: list[Path], keras_models: tuple[P
         click.echo(f"wrote {', '.join(f.name for f in files)} to {out}", err=True)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else robustness.report_markdown(report))
 
+
 def _default_bench_models() -> list[Path]:
     from edge_digits.models import MODEL_DIR
 
     names = ("standard", "micro", "seed-cnn")
     return [MODEL_DIR / f"{n}_int8.tflite" for n in names if (MODEL_DIR / f"{n}_int8.tflite").is_file()]
+
 
 @main.group("bench", invoke_without_command=True)
 @click.option("--model", "models", multiple=True,
@@ -173,6 +177,7 @@ def bench(ctx: click.Context, models: tuple[str, ...], backends: tuple[str, ...]
     files = b.write_report(report, out)
     click.echo(b.markdown(report))
     click.echo("wrote " + ", ".join(str(f) for f in files))
+
 
 @bench.command("compare")
 @click.argument("a", type=click.Path(exists=True, dir_okay=False, path_type=Path))

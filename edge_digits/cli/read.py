@@ -162,6 +162,7 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
     if summary.stopped_by is not None:   # the shell's convention: 128 + the signal's number
         click.get_current_context().exit({"SIGINT": 130, "SIGTERM": 143}.get(summary.stopped_by, 1))
 
+
 @main.command("eval-photos")
 @click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--rotate", type=click.Choice(["truth", "auto"]), default="truth", show_default=True,
@@ -214,6 +215,7 @@ def eval_photos(folder: Path | None, rotate: str, as_json: bool, page: str, reje
     if result.pages_checked:
         click.echo(f"page corners within 3% of the diagonal: {result.pages_matched}/{result.pages_checked}")
 
+
 @main.command("eval-scenes")
 @click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -247,6 +249,7 @@ def eval_scenes(folder: Path | None, as_json: bool, reject: str, model: Path | N
         click.echo(f"{item.image}: {err}{'' if item.ok else '   <- off'}; {item.digits_read} digits read")
     click.echo(f"pages matched: {pages.matched}/{len(pages.scenes)} (corners within {scenes.CORNER_GOAL:.0%}); "
                f"digits read per frame: {pages.digits_per_frame:.2f}")
+
 
 @main.command("compose-scenes")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=check_out_dir, required=True,

@@ -52,6 +52,7 @@ def train_cmd(recipe_name: str, out: Path, seed: int, resume: bool, epochs: int 
     qat = f", QAT {acc['qat_keras']:.2%}" if acc.get("qat_keras") is not None else ""
     click.echo(f"test accuracy: float {acc['float_keras']:.2%}{qat}, int8 TFLite {acc['int8_tflite']:.2%}")
 
+
 @main.command("train-reject")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=check_out_dir, required=True,
               help="Folder for reject_int8.tflite, report.json and report.md.")
@@ -77,6 +78,7 @@ def train_reject_cmd(out: Path, seed: int, positives: int, negatives: int, epoch
         click.echo(f"{name}: threshold {r['threshold']}, rejection precision {r['rejection_precision']:.2%}, "
                    f"recall {r['rejection_recall']:.2%}, digits kept {r['digits_kept']:.2%}")
     click.echo(f"wrote {out / 'reject_int8.tflite'} and {out / 'report.md'}")
+
 
 @main.command("tune")
 @click.option("--base", default="micro", show_default=True,

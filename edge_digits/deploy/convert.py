@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class ConvertResult:
 
     out_dir: Path
     files: list[str]
-    manifest: dict
+    manifest: dict[str, Any]
     verification: Verification | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -182,7 +183,7 @@ def verify_model(model: bytes, count: int, cache_dir: Path | None = None) -> Ver
     )
 
 
-def _verification_summary(verification: Verification | None) -> dict | None:
+def _verification_summary(verification: Verification | None) -> dict[str, Any] | None:
     if verification is None:
         return None
     keep = ("count", "tflm_accuracy", "desktop_accuracy", "desktop_backend", "identical_share", "max_abs_diff")
@@ -230,7 +231,7 @@ def convert_model(
         sources["model_test_input.h"] = cgen.sample_input_header(
             verification.first_input, verification.first_output, verification.first_label, 0)
 
-    manifest = {
+    manifest: dict[str, Any] = {
         "name": name,
         "source_model": str(model_path),
         "source_kind": origin,
@@ -256,7 +257,7 @@ def convert_model(
     return ConvertResult(Path(out_dir), manifest["files"], manifest, verification)
 
 
-def _write_outputs(out_dir: Path, model: bytes, sources: dict[str, str], manifest: dict) -> None:
+def _write_outputs(out_dir: Path, model: bytes, sources: dict[str, str], manifest: dict[str, Any]) -> None:
     """Stage every file in a temp folder beside ``out_dir``, then move each into place, the manifest last."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))

@@ -74,7 +74,7 @@ def tflite_to_onnx(model: bytes) -> bytes:
         entry.key, entry.value = f"edge_digits.{key}", repr(value)
     proto.producer_name = "edge-digits (tf2onnx)"
     onnx.checker.check_model(proto)
-    return proto.SerializeToString()
+    return bytes(proto.SerializeToString())
 
 
 def _verify(model: bytes, onnx_path: Path, count: int, cache_dir: Path | None) -> OnnxVerification:
@@ -111,7 +111,7 @@ def export_onnx(model_path: Path, out_dir: Path, calibration: int = 500, verify:
         staged.write_bytes(data)
         verification = _verify(model, staged, verify, cache_dir) if verify else None
     atomic_write_bytes(out_dir / "model.onnx", data)
-    manifest = {
+    manifest: dict[str, Any] = {
         "source_model": str(model_path), "source_kind": origin, "format": "onnx", "opset": OPSET,
         "onnx_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
         "tflite_sha256": hashlib.sha256(model).hexdigest(), "ops": dict(sorted(ops.items())),

@@ -12,15 +12,12 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from edge_digits import __version__
 from edge_digits.fileio import atomic_write_json, atomic_write_text
+from edge_digits.firmware.targets import TARGETS, boards_of
 
-TARGETS: dict[str, dict[str, str]] = {
-    "mps2-an386": {"machine": "mps2-an386", "board": "mps2-an386", "cpu": "Cortex-M4F"},
-    "stm32f4": {"machine": "netduinoplus2", "board": "netduinoplus2", "cpu": "Cortex-M4F"},
-}
-STM32_BOARDS = ("netduinoplus2", "nucleo-f446re", "blackpill-f411")
 OPT_LEVELS = ("-Os", "-O2")
 TOOLCHAIN_HINT = "install Debian's gcc-arm-none-eabi and libnewlib-arm-none-eabi (make setup-system does it)"
 
@@ -48,7 +45,7 @@ class FirmwareBuild:
     ram_static_bytes: int
     engine_scratch_bytes: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -111,9 +108,9 @@ def build_firmware(target: str, model: Path, out: Path, board: str | None = None
 
     if target not in TARGETS:
         raise FirmwareBuildError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
-    board = board or TARGETS[target]["board"]
-    if target == "stm32f4" and board not in STM32_BOARDS:
-        raise FirmwareBuildError(f"unknown STM32F4 board {board!r}: choose from {', '.join(STM32_BOARDS)}")
+    board = board or TARGETS[target].default_board
+    if board not in boards_of(target):
+        raise FirmwareBuildError(f"unknown {target} board {board!r}: choose from {', '.join(boards_of(target))}")
     if opt not in OPT_LEVELS:
         raise FirmwareBuildError(f"optimisation {opt!r} is not one of {', '.join(OPT_LEVELS)}")
     _require_toolchain()

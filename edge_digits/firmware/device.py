@@ -11,8 +11,10 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 from typing import Protocol as TypingProtocol
 
 import numpy as np
@@ -157,7 +159,7 @@ class DeviceClient:
                 last = exc
         raise PortError(f"command {command:#04x} failed after {self.retries + 1} tries: {last}")
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         return proto.parse_info(self._exchange(proto.INFO, b"", self.timeout))
 
     def infer(self, image: np.ndarray, outputs: int = 10) -> proto.InferReply:
@@ -188,13 +190,13 @@ class ValidationResult:
     retries: int
     timeouts: int
     device_errors: list[str]
-    info: dict
+    info: dict[str, Any]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def cycle_note(info: dict, icount_shift: int | None) -> str:
+def cycle_note(info: dict[str, Any], icount_shift: int | None) -> str:
     """How to read the cycle counts: real cycles on hardware, virtual time under QEMU."""
     if icount_shift is not None:
         return (f"QEMU with -icount shift={icount_shift}: deterministic; each instruction advances virtual time "
@@ -211,7 +213,7 @@ def validate(
     port_name: str = "",
     cache_dir: Path | None = None,
     icount_shift: int | None = None,
-    progress=None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
     """Send ``count`` MNIST test images and compare every int8 output with the TFLM reference."""
     import hashlib

@@ -7,12 +7,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_digits.firmware.targets import BOARDS
+
 PROBES: dict[str, dict[str, str]] = {
     "openocd": {"tool": "openocd", "install": "apt-get install openocd"},
     "stlink": {"tool": "st-flash", "install": "apt-get install stlink-tools"},
     "pyocd": {"tool": "pyocd", "install": "pip install pyocd"},
 }
-PYOCD_TARGETS = {"nucleo-f446re": "stm32f446retx", "blackpill-f411": "stm32f411ceux", "netduinoplus2": "stm32f405rg"}
 
 
 class FlashError(RuntimeError):
@@ -38,7 +39,10 @@ def flash_command(probe: str, elf: Path, binary: Path, board: str) -> list[str]:
     if probe == "stlink":
         return ["st-flash", "--reset", "write", str(binary), "0x08000000"]
     if probe == "pyocd":
-        return ["pyocd", "flash", "--target", PYOCD_TARGETS[board], str(elf)]
+        chip = BOARDS[board].pyocd_target if board in BOARDS else None
+        if chip is None:
+            raise FlashError(f"pyocd does not know board {board!r}: use openocd or stlink")
+        return ["pyocd", "flash", "--target", chip, str(elf)]
     raise FlashError(f"unknown probe {probe!r}: choose from {', '.join(PROBES)}")
 
 

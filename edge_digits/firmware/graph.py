@@ -10,6 +10,7 @@ change, so a model fails at generation time and never at run time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ def _builtin_names() -> dict[int, str]:
     return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-def _read_tensor(model, sg, i: int) -> Tensor:
+def _read_tensor(model: Any, sg: Any, i: int) -> Tensor:
     t = sg.Tensors(i)
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
     dtype = _TYPE_NAMES.get(t.Type(), f"type{t.Type()}")
@@ -144,7 +145,7 @@ def _activation(layer: int, op: str, code: int, out: Tensor) -> tuple[int, int]:
     return quant.activation_range(name, out.scale[0], out.zero_point[0])
 
 
-def _options(op, cls):
+def _options(op: Any, cls: Any) -> Any:
     table = op.BuiltinOptions()
     opts = cls()
     if table is not None:
@@ -153,7 +154,8 @@ def _options(op, cls):
     return None
 
 
-def _weights(layer: int, op: str, t: Tensor, channels: int, axis: int) -> None:
+def _weights(layer: int, op: str, t: Tensor, channels: int, axis: int) -> np.ndarray:
+    """The constant int8 weights of ``t``, after checking their type and per-channel quantization."""
     if t.dtype != "int8" or t.data is None:
         raise _fail(layer, op, f"weights tensor {t.index} '{t.name}' must be constant int8 (got {t.dtype}"
                     f"{'' if t.data is not None else ', not constant'})")
@@ -164,6 +166,7 @@ def _weights(layer: int, op: str, t: Tensor, channels: int, axis: int) -> None:
                     f"expected {axis}")
     if any(z != 0 for z in t.zero_point):
         raise _fail(layer, op, f"weights tensor {t.index} has a nonzero zero point; use symmetric int8 weights")
+    return t.data
 
 
 def _bias(layer: int, op: str, tensors: list[Tensor], idx: int, channels: int) -> np.ndarray:
@@ -177,7 +180,7 @@ def _bias(layer: int, op: str, tensors: list[Tensor], idx: int, channels: int) -
     return t.data.reshape(-1).astype(np.int32)
 
 
-def _lower_conv(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
+def _lower_conv(i: int, op_name: str, op: Any, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
     import tflite
 
     depthwise = op_name == "DEPTHWISE_CONV_2D"
@@ -191,23 +194,23 @@ def _lower_conv(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int],
     if opts.DilationHFactor() != 1 or opts.DilationWFactor() != 1:
         raise _fail(i, op_name, "dilation is not supported; use dilation_rate=1")
     if depthwise:
-        _weights(i, op_name, w, out_c, 3)
+        w_data = _weights(i, op_name, w, out_c, 3)
         k_h, k_w = w.shape[1], w.shape[2]
         if w.shape[0] != 1 or w.shape[3] != out_c or out_c % in_c:
             raise _fail(i, op_name, f"weights {list(w.shape)} do not fit input channels {in_c} -> {out_c}")
         depth_mult = out_c // in_c
         transposed = 0
-        weights = w.data.reshape(k_h, k_w, out_c)
+        weights = w_data.reshape(k_h, k_w, out_c)
         macs = out_h * out_w * out_c * k_h * k_w
     else:
-        _weights(i, op_name, w, out_c, 0)
+        w_data = _weights(i, op_name, w, out_c, 0)
         k_h, k_w = w.shape[1], w.shape[2]
         if w.shape[0] != out_c or w.shape[3] != in_c:
             raise _fail(i, op_name, f"weights {list(w.shape)} do not fit input channels {in_c} -> {out_c} "
                         "(grouped convolution is not supported)")
         depth_mult = 1
         transposed = int(k_h * k_w * in_c < TRANSPOSE_BELOW)
-        weights = np.transpose(w.data, (1, 2, 3, 0)) if transposed else w.data
+        weights = np.transpose(w_data, (1, 2, 3, 0)) if transposed else w_data
         macs = out_h * out_w * out_c * k_h * k_w * in_c
     padding = _PADDING[opts.Padding()]
     s_h, s_w = opts.StrideH(), opts.StrideW()
@@ -224,7 +227,7 @@ def _lower_conv(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int],
                  multiplier=mult, shift=shift, macs=macs)
 
 
-def _lower_pool(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
+def _lower_pool(i: int, op_name: str, op: Any, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
     import tflite
 
     opts = _options(op, tflite.Pool2DOptions)
@@ -246,7 +249,7 @@ def _lower_pool(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int],
     return Layer(i, op_name, kernel, [ins[0]], out.index, params)
 
 
-def _lower_fc(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
+def _lower_fc(i: int, op_name: str, op: Any, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
     import tflite
 
     opts = _options(op, tflite.FullyConnectedOptions)
@@ -271,7 +274,7 @@ def _lower_fc(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int], o
                  multiplier=mult, shift=shift, macs=batches * units * depth)
 
 
-def _lower_reshape(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
+def _lower_reshape(i: int, op_name: str, op: Any, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
     x = tensors[ins[0]]
     _check_act_tensor(i, op_name, x, "input")
     if x.size != out.size or x.scale != out.scale or x.zero_point != out.zero_point:
@@ -279,7 +282,7 @@ def _lower_reshape(i: int, op_name: str, op, tensors: list[Tensor], ins: list[in
     return Layer(i, op_name, "reshape", [ins[0]], out.index, dict(size=out.size))
 
 
-def _lower_softmax(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
+def _lower_softmax(i: int, op_name: str, op: Any, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
     import tflite
 
     opts = _options(op, tflite.SoftmaxOptions)
@@ -294,7 +297,7 @@ def _lower_softmax(i: int, op_name: str, op, tensors: list[Tensor], ins: list[in
     return Layer(i, op_name, "ed_softmax", [ins[0]], out.index, params)
 
 
-def _lower_mean(i: int, op_name: str, op, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
+def _lower_mean(i: int, op_name: str, op: Any, tensors: list[Tensor], ins: list[int], out: Tensor) -> Layer:
     x, axis = tensors[ins[0]], tensors[ins[1]]
     _check_act_tensor(i, op_name, x, "input")
     in_h, in_w, c = _nhwc(i, op_name, x)

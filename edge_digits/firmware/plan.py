@@ -91,8 +91,8 @@ def raster_lead(layer: Layer) -> int | None:
     if layer.kernel not in RASTER_KERNELS:
         return None
     p = layer.params
-    in_c = p.get("in_c", p.get("c"))
-    out_c = p.get("out_c", p.get("c"))
+    in_c = p["in_c"] if "in_c" in p else p["c"]
+    out_c = p["out_c"] if "out_c" in p else p["c"]
     first_read = []
     for oy in range(p["out_h"]):
         row = max(0, oy * p["stride_h"] - p["pad_h"])

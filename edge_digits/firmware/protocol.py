@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 MAGIC = b"\xed\x1a"
 MAX_PAYLOAD = 1024
@@ -121,9 +122,10 @@ def check_reply(frame: Frame, request: int) -> bytes:
     return frame.payload
 
 
-def parse_info(payload: bytes) -> dict:
+def parse_info(payload: bytes) -> dict[str, Any]:
     try:
-        return json.loads(payload.decode("utf-8"))
+        info: dict[str, Any] = json.loads(payload.decode("utf-8"))
+        return info
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"INFO reply is not JSON: {exc}") from exc
 

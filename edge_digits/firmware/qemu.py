@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_digits.firmware.build import TARGETS, FirmwareBuildError
+from edge_digits.firmware.build import FirmwareBuildError
+from edge_digits.firmware.targets import BOARDS, TARGETS
 
 QEMU_HINT = "install Debian's qemu-system-arm (make setup-system does it)"
 
@@ -26,7 +27,7 @@ class QemuSession:
     machine: str
     port: int
     command: list[str]
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
 
     @property
     def spec(self) -> str:
@@ -40,15 +41,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def qemu_machine(target: str) -> str:
+    """The QEMU machine that runs ``target``'s firmware: its default board's."""
+    if target not in TARGETS:
+        raise FirmwareBuildError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
+    machine = BOARDS[TARGETS[target].default_board].qemu_machine
+    if machine is None:
+        raise FirmwareBuildError(f"target {target} has no QEMU machine: flash it onto a board instead")
+    return machine
+
+
 def qemu_command(target: str, elf: Path, port: int, icount_shift: int | None = None) -> list[str]:
     """The qemu-system-arm command line for ``target``: the protocol UART on tcp:127.0.0.1:PORT.
 
     >>> qemu_command("stm32f4", Path("f.elf"), 5000)[:4]
     ['qemu-system-arm', '-machine', 'netduinoplus2', '-nographic']
     """
-    if target not in TARGETS:
-        raise FirmwareBuildError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
-    machine = TARGETS[target]["machine"]
+    machine = qemu_machine(target)
     tcp = f"tcp:127.0.0.1:{port},server=on,wait=on"
     # The netduinoplus2's USART1 comes first; our protocol runs on USART2.
     serials = ["-serial", "null", "-serial", tcp] if machine == "netduinoplus2" else ["-serial", tcp]
@@ -71,7 +80,7 @@ def run_qemu(target: str, elf: Path, port: int | None = None, icount_shift: int 
     process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait_listening(process, port, start_timeout)
-        yield QemuSession(target, TARGETS[target]["machine"], port, cmd, process)
+        yield QemuSession(target, qemu_machine(target), port, cmd, process)
     finally:
         process.terminate()
         try:
@@ -81,7 +90,7 @@ def run_qemu(target: str, elf: Path, port: int | None = None, icount_shift: int 
             process.wait()
 
 
-def _wait_listening(process: subprocess.Popen, port: int, timeout: float) -> None:
+def _wait_listening(process: subprocess.Popen[bytes], port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -17,10 +17,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge_digits.fileio import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from edge_digits.power import PowerMeter
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class BenchResult:
     wall_seconds: float
     accuracy: float
     window: tuple[float, float] = (0.0, 0.0)
-    energy: dict | None = None
+    energy: dict[str, Any] | None = None
     samples_ms: list[float] = field(default_factory=list, repr=False)
 
 
@@ -78,7 +82,7 @@ def _vcgencmd(*args: str) -> str | None:
         return None
 
 
-def system_facts() -> dict:
+def system_facts() -> dict[str, Any]:
     """CPU model, cores, governor, temperature and throttling where readable, library versions."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -152,13 +156,13 @@ def run_config(config: BenchConfig, images: np.ndarray, labels: np.ndarray, warm
 
 @dataclass
 class BenchReport:
-    system: dict
+    system: dict[str, Any]
     results: list[BenchResult]
-    power: dict | None
-    device: dict | None
+    power: dict[str, Any] | None
+    device: dict[str, Any] | None
     notes: list[str]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for r in out["results"]:
             r["samples_ms"] = [round(s, 4) for s in r["samples_ms"]]
@@ -166,8 +170,9 @@ class BenchReport:
 
 
 def run_bench(models: Sequence[Path], backends: Sequence[str], threads: Sequence[int], batches: Sequence[int],
-              warmup: int = 20, runs: int = 0, duration: float = 3.0, meter=None, idle_seconds: float = 2.0,
-              power_rate: float = 20.0, cache_dir: Path | None = None, device_result: dict | None = None,
+              warmup: int = 20, runs: int = 0, duration: float = 3.0, meter: PowerMeter | None = None,
+              idle_seconds: float = 2.0,
+              power_rate: float = 20.0, cache_dir: Path | None = None, device_result: dict[str, Any] | None = None,
               progress: Callable[[BenchConfig], None] | None = None) -> BenchReport:
     """Every combination, in one process, with optional power sampling."""
     from edge_digits.data import load_mnist
@@ -205,7 +210,7 @@ def run_bench(models: Sequence[Path], backends: Sequence[str], threads: Sequence
     return BenchReport(system_facts(), results, power, device_summary(device_result), notes)
 
 
-def device_summary(result: dict | None) -> dict | None:
+def device_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
     """A microcontroller's validate result turned into latency at its clock."""
     if not result:
         return None
@@ -219,7 +224,7 @@ def device_summary(result: dict | None) -> dict | None:
     }
 
 
-def ratio_table(report: BenchReport, baseline: str) -> list[dict]:
+def ratio_table(report: BenchReport, baseline: str) -> list[dict[str, Any]]:
     """Each result's per-image latency as a ratio against ``baseline``'s with the same backend/threads/batch."""
     base = {(r.config.backend, r.config.threads, r.config.batch): r for r in report.results
             if r.model_name == baseline}
@@ -287,9 +292,9 @@ def write_report(report: BenchReport, out: Path, baseline: str = "seed-cnn_int8"
     return files
 
 
-def compare(a: dict, b: dict) -> list[dict]:
+def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     """Ratios of B over A for the configurations both reports measured (same model, backend, threads, batch)."""
-    def key(r: dict) -> tuple:
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
         c = r["config"]
         return r["model_sha256"], c["backend"], c["threads"], c["batch"]
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class ArenaMeasurement:
     report: str
 
 
-def _require_runtime():
+def _require_runtime() -> Any:
     try:
         from tflite_micro import runtime
     except ImportError as exc:

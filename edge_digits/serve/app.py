@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,7 +49,7 @@ class PhotoReader(Protocol):
     photo it cannot read (answered 422 with the message).
     """
 
-    def read(self, image_bgr: np.ndarray) -> dict: ...
+    def read(self, image_bgr: np.ndarray) -> dict[str, Any]: ...
 
 
 def load_photo_reader(model: Path, backend: str = "auto", threads: int = 1) -> PhotoReader:
@@ -68,7 +69,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-def model_manifest(model: Path, engine: InterpreterPool, config: ServeConfig) -> dict:
+def model_manifest(model: Path, engine: InterpreterPool, config: ServeConfig) -> dict[str, Any]:
     """What ``GET /v1/model`` answers: the file, its ops and tensors, how it is served, its model card."""
     data = model.read_bytes()
     manifest: dict[str, Any] = {
@@ -146,7 +147,7 @@ class App:
         self.m_requests.inc(self.worker, route, str(status))
         self.m_latency.observe(time.perf_counter() - t0, self.worker, route)
 
-    def handle(self, req: Request) -> Response | asyncio.Future:
+    def handle(self, req: Request) -> Response | asyncio.Future[Response]:
         allowed = ROUTES.get(req.path)
         if allowed is None:
             raise HttpError(404, f"no route {req.path}; see /openapi.json")
@@ -177,7 +178,7 @@ class App:
         """The other workers' metrics as they published them (at most about a second old)."""
         if self.peer_dir is None:
             return []
-        out = []
+        out: list[dict[str, list[str]]] = []
         for path in sorted(self.peer_dir.glob("worker-*.json")):
             if path.name != f"worker-{self.worker}.json":
                 try:
@@ -189,9 +190,9 @@ class App:
     def _content_type(self, req: Request) -> str:
         return req.headers.get("content-type", "").split(";")[0].strip().lower()
 
-    def classify(self, req: Request) -> asyncio.Future:
+    def classify(self, req: Request) -> asyncio.Future[Response]:
         ctype = self._content_type(req)
-        out = asyncio.get_running_loop().create_future()
+        out: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         if ctype in ("application/json", ""):
             self._submit(parse_classify_json(req.body, self.limits), out)
         elif ctype == "image/png":
@@ -199,13 +200,14 @@ class App:
                 raise HttpError(400, "Content-Type says image/png but the body is not a PNG")
             check_image(req.body, self.limits)
             _, w, h = image_size(req.body)
+            decode: Callable[[], np.ndarray]
             decode = lambda: to_digit_image(decode_image(req.body, self.limits, gray=True))[None]  # noqa: E731
             if w * h <= 256 * 256:
                 self._submit(decode(), out)
             else:   # a big picture decodes in a worker thread, so the loop keeps answering meanwhile
-                def decoded(fut: asyncio.Future) -> None:
-                    if fut.exception() is not None:
-                        out.set_exception(fut.exception())
+                def decoded(fut: asyncio.Future[np.ndarray]) -> None:
+                    if (exc := fut.exception()) is not None:
+                        out.set_exception(exc)
                     else:
                         self._submit(fut.result(), out)
 
@@ -214,8 +216,8 @@ class App:
             raise HttpError(415, f"Content-Type {ctype!r} is not accepted here: send application/json or image/png")
         return out
 
-    def _submit(self, images: np.ndarray, out: asyncio.Future) -> None:
-        def done(fut: asyncio.Future) -> None:
+    def _submit(self, images: np.ndarray, out: asyncio.Future[Response]) -> None:
+        def done(fut: asyncio.Future[np.ndarray]) -> None:
             if out.done():
                 return
             if fut.exception() is not None:
@@ -228,7 +230,7 @@ class App:
 
         self.batcher.submit(images).add_done_callback(done)
 
-    def read(self, req: Request) -> Response | asyncio.Future:
+    def read(self, req: Request) -> Response | asyncio.Future[Response]:
         ctype = self._content_type(req)
         if ctype not in ("image/jpeg", "image/png"):
             raise HttpError(415, f"Content-Type {ctype!r} is not accepted here: send image/jpeg or image/png")

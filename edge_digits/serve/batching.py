@@ -11,6 +11,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -21,7 +22,7 @@ class InterpreterPool:
     def __init__(self, model: Path, backend: str = "auto", threads: int = 1, max_batch: int = 64) -> None:
         from edge_digits.runtime import Classifier
 
-        self._make = lambda: Classifier(model, backend=backend, threads=threads)
+        self._make: Callable[[], Classifier] = lambda: Classifier(model, backend=backend, threads=threads)
         first = self._make()
         self.backend, self.delegate, self.dynamic_batch = first.backend, first.delegate, first.dynamic_batch
         if self.dynamic_batch:
@@ -56,12 +57,12 @@ class MicroBatcher:
         self.predict, self.max_batch, self.max_wait_s, self.on_batch = predict, max_batch, max_wait_s, on_batch
         self.clients = clients   # open connections: waiting only helps while some are not already queued
         self.inline_max = inline_max
-        self.pending: deque[tuple[np.ndarray, asyncio.Future]] = deque()
+        self.pending: deque[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = deque()
         self.pending_images = 0
-        self._waiter: asyncio.Future | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self._collecting = False
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edge-digits-infer")
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -71,8 +72,8 @@ class MicroBatcher:
             self._task.cancel()
         self._executor.shutdown(wait=False)
 
-    def submit(self, images: np.ndarray) -> asyncio.Future:
-        fut = asyncio.get_running_loop().create_future()
+    def submit(self, images: np.ndarray) -> asyncio.Future[np.ndarray]:
+        fut: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self.pending.append((images, fut))
         self.pending_images += len(images)
         w = self._waiter
@@ -81,7 +82,8 @@ class MicroBatcher:
             w.set_result(None)   # idle, or the batch is full, or every open connection is already waiting
         return fut
 
-    def _take(self) -> list[tuple[np.ndarray, asyncio.Future]]:
+    def _take(self) -> list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]:
+        batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]
         batch, n = [], 0
         while self.pending and (not batch or n + len(self.pending[0][0]) <= self.max_batch):
             item = self.pending.popleft()
@@ -100,7 +102,10 @@ class MicroBatcher:
                     and (self.clients is None or self.clients() > len(self.pending))):
                 self._collecting = True
                 self._waiter = waiter = loop.create_future()
-                handle = loop.call_later(self.max_wait_s, lambda w=waiter: w.done() or w.set_result(None))
+                # the default argument binds this waiter (self._waiter moves on); mypy cannot type such a
+                # lambda against call_later's callback, hence the cast
+                handle = loop.call_later(self.max_wait_s, cast("Callable[[], object]",
+                                                               lambda w=waiter: w.done() or w.set_result(None)))
                 await waiter
                 handle.cancel()
                 self._collecting = False

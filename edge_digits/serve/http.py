@@ -13,8 +13,9 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from edge_digits.serve.config import Limits
 
@@ -29,7 +30,8 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 class HttpError(Exception):
     """A request the server answers with ``status`` and a JSON error message."""
 
-    def __init__(self, status: int, message: str, close: bool = False, headers: tuple = ()) -> None:
+    def __init__(self, status: int, message: str, close: bool = False,
+                 headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(message)
         self.status, self.message, self.close, self.headers = status, message, close, headers
 
@@ -49,14 +51,14 @@ class Response:
     status: int
     body: bytes
     content_type: str = "application/json"
-    headers: tuple = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def json_response(obj: Any, status: int = 200) -> Response:
     return Response(status, json.dumps(obj, separators=(",", ":")).encode())
 
 
-def error_response(status: int, message: str, headers: tuple = ()) -> Response:
+def error_response(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
     return Response(status, json.dumps({"error": message}).encode(), headers=headers)
 
 
@@ -65,7 +67,7 @@ class Handler(Protocol):
 
     limits: Limits
 
-    def handle(self, req: Request) -> Response | asyncio.Future: ...
+    def handle(self, req: Request) -> Response | asyncio.Future[Response]: ...
 
     def record(self, route: str, status: int, t0: float) -> None: ...
 
@@ -84,10 +86,11 @@ def encode_response(resp: Response, keep_alive: bool) -> bytes:
 class HttpConnection(asyncio.Protocol):
     """One client connection: parse requests in order, answer each, keep the connection alive."""
 
-    def __init__(self, app: Handler, conns: set) -> None:
+    def __init__(self, app: Handler, conns: set[HttpConnection]) -> None:
         self.app, self.limits, self.conns = app, app.limits, conns
         self.buf = bytearray()
-        self.head: tuple | None = None    # (method, path, headers, length, keep_alive) while the body arrives
+        # (method, path, headers, length, keep_alive, t0) while the body arrives
+        self.head: tuple[str, str, dict[str, str], int, bool, float] | None = None
         self.busy = False
         self.closed = False
         self.lingering = False
@@ -99,8 +102,8 @@ class HttpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     # asyncio callbacks
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)   # a stream server's connections get a Transport
         self.conns.add(self)
         self.app.connection_count(+1)
         sock = transport.get_extra_info("socket")
@@ -110,7 +113,7 @@ class HttpConnection(asyncio.Protocol):
             except OSError:
                 pass
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.conns.discard(self)
         self.app.connection_count(-1)
@@ -118,11 +121,13 @@ class HttpConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # the client does not read its answers: stop reading its requests until it does
         self.write_paused = True
+        assert self.transport is not None
         self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
         if not self.paused:
+            assert self.transport is not None
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
@@ -136,6 +141,7 @@ class HttpConnection(asyncio.Protocol):
             self._process()
         elif not self.paused and len(self.buf) > self.limits.max_body_bytes + self.limits.max_head_bytes:
             self.paused = True
+            assert self.transport is not None
             self.transport.pause_reading()
 
     def eof_received(self) -> bool:
@@ -156,6 +162,7 @@ class HttpConnection(asyncio.Protocol):
             self._fail(HttpError(408, f"the request did not arrive whole within {self.limits.request_timeout_s:g} s",
                                  close=True), "other", time.perf_counter())
         elif not self.buf and now - self.last > self.limits.keepalive_timeout_s:
+            assert self.transport is not None
             self.transport.close()
 
     # parsing
@@ -216,11 +223,13 @@ class HttpConnection(asyncio.Protocol):
             try:
                 if self.head is None and not self._parse_head():
                     break
+                assert self.head is not None   # set by _parse_head
                 method, path, headers, length, keep_alive, t0 = self.head
                 route = path
                 if len(self.buf) < length:
                     if (not self.sent_continue and headers.get("expect", "").lower() == "100-continue"):
                         self.sent_continue = True
+                        assert self.transport is not None
                         self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                     break
                 body = bytes(self.buf[:length])
@@ -240,18 +249,19 @@ class HttpConnection(asyncio.Protocol):
                 self._send(req, result)
             else:
                 self.busy = True
-                result.add_done_callback(lambda fut, req=req: self._finished(req, fut))
+                result.add_done_callback(cast("Callable[[asyncio.Future[Response]], object]",
+                                              lambda fut, req=req: self._finished(req, fut)))
         if self.paused and not self.busy and len(self.buf) <= self.limits.max_body_bytes:
             self.paused = False
             if not self.write_paused:
+                assert self.transport is not None
                 self.transport.resume_reading()
 
-    def _finished(self, req: Request, fut: asyncio.Future) -> None:
+    def _finished(self, req: Request, fut: asyncio.Future[Response]) -> None:
         self.busy = False
         if fut.cancelled():
             resp = error_response(503, "the server is shutting down")
-        elif isinstance(fut.exception(), HttpError):
-            exc = fut.exception()
+        elif isinstance(exc := fut.exception(), HttpError):
             resp = error_response(exc.status, exc.message, exc.headers)
         elif fut.exception() is not None:
             traceback.print_exception(fut.exception(), file=sys.stderr)
@@ -264,16 +274,19 @@ class HttpConnection(asyncio.Protocol):
         self._send(req, resp)
         if self.eof and not self.closed:
             self.closed = True
+            assert self.transport is not None
             self.transport.close()
         elif self.buf and not self.closed:
             self._process()
         elif self.paused:
             self.paused = False
             if not self.write_paused:
+                assert self.transport is not None
                 self.transport.resume_reading()
 
     def _send(self, req: Request, resp: Response) -> None:
         self.app.record(req.path, resp.status, req.t0)
+        assert self.transport is not None
         self.transport.write(encode_response(resp, req.keep_alive))
         if not req.keep_alive:
             self.closed = True
@@ -282,6 +295,7 @@ class HttpConnection(asyncio.Protocol):
     def _fail(self, exc: HttpError, route: str, t0: float) -> None:
         self.app.record(route, exc.status, t0)
         resp = error_response(exc.status, exc.message, exc.headers)
+        assert self.transport is not None
         if not exc.close:
             self.transport.write(encode_response(resp, True))
             return

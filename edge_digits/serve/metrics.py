@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
+from typing import TypeVar
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -69,7 +71,7 @@ class Histogram(_Metric):
     def __init__(self, name: str, help_text: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()) -> None:
         super().__init__(name, help_text, labels)
         self.buckets = tuple(sorted(buckets))
-        self.series: dict[tuple[str, ...], list] = {}  # labels -> [bucket counts..., sum, count]
+        self.series: dict[tuple[str, ...], list[float]] = {}  # labels -> [bucket counts..., sum, count]
 
     def observe(self, value: float, *labels: str) -> None:
         s = self.series.get(labels)
@@ -84,7 +86,7 @@ class Histogram(_Metric):
     def render(self) -> list[str]:
         lines = self.header()
         for key, s in sorted(self.series.items()):
-            running = 0
+            running: float = 0
             for bound, n in zip(self.buckets, s):
                 running += n
                 le = 'le="' + _number(bound) + '"'
@@ -96,11 +98,14 @@ class Histogram(_Metric):
         return lines
 
 
+_M = TypeVar("_M", bound="Counter | Histogram")
+
+
 class Registry:
     def __init__(self) -> None:
-        self.metrics: list[_Metric] = []
+        self.metrics: list[Counter | Histogram] = []
 
-    def add(self, metric):
+    def add(self, metric: _M) -> _M:
         self.metrics.append(metric)
         return metric
 
@@ -108,7 +113,7 @@ class Registry:
         """The sample lines of each metric family (no HELP/TYPE), e.g. for other processes to merge."""
         return {m.name: m.render()[2:] for m in self.metrics}
 
-    def render(self, others: list[dict[str, list[str]]] = ()) -> str:
+    def render(self, others: Sequence[dict[str, list[str]]] = ()) -> str:
         """The text format; ``others`` are other processes' :meth:`samples` (their series must carry
         their own labels), merged family by family so each family stays contiguous."""
         lines: list[str] = []

@@ -10,11 +10,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_digits.serve.app import App, PhotoReader, load_photo_reader
 from edge_digits.serve.batching import InterpreterPool
 from edge_digits.serve.config import ServeConfig
 from edge_digits.serve.http import HttpConnection
+
+if TYPE_CHECKING:
+    import multiprocessing.queues
 
 
 def make_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -29,7 +33,8 @@ def make_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 async def serve_async(config: ServeConfig, sock: socket.socket, worker: int = 0,
                       reader: PhotoReader | None = None, ready: Callable[[], None] | None = None,
-                      signals: tuple = (signal.SIGINT, signal.SIGTERM), peer_dir: Path | None = None) -> None:
+                      signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+                      peer_dir: Path | None = None) -> None:
     engine = InterpreterPool(config.model, config.backend, config.threads, config.limits.max_batch)
     app = App(engine, config, reader, worker, peer_dir)
     loop = asyncio.get_running_loop()
@@ -37,10 +42,15 @@ async def serve_async(config: ServeConfig, sock: socket.socket, worker: int = 0,
     conns: set[HttpConnection] = set()
     sock.listen(1024)
     server = await loop.create_server(lambda: HttpConnection(app, conns), sock=sock, backlog=1024)
-    stop = loop.create_future()
+    stop: asyncio.Future[None] = loop.create_future()
+
+    def request_stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in signals:
         try:
-            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+            loop.add_signal_handler(sig, request_stop)
         except (NotImplementedError, RuntimeError):
             pass
 
@@ -70,7 +80,8 @@ async def serve_async(config: ServeConfig, sock: socket.socket, worker: int = 0,
         await app.batcher.close()
 
 
-def _worker_main(config: ServeConfig, worker: int, port: int, ready_queue, peer_dir: Path) -> None:
+def _worker_main(config: ServeConfig, worker: int, port: int, ready_queue: multiprocessing.queues.Queue[int],
+                 peer_dir: Path) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent stops the workers with SIGTERM
     sock = make_socket(config.host, port, reuse_port=True)
     reader = load_photo_reader(config.model, config.backend, config.threads)

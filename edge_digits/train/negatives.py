@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -38,6 +39,8 @@ def _scribble(rng: np.random.Generator, size: int) -> np.ndarray:
     """A mask of 3-8 pen strokes crossing in a box: what one character of handwritten Chinese looks like."""
     mask = np.zeros((size, size), np.uint8)
     thick = max(1, int(size * rng.uniform(0.03, 0.09)))
+    p: tuple[float, float] | np.ndarray   # two points of a stroke: picked as pairs, or drawn as arrays
+    q: tuple[float, float] | np.ndarray
     for _ in range(int(rng.integers(3, 9))):
         if rng.random() < 0.75:
             horizontal = rng.random() < 0.5
@@ -98,7 +101,7 @@ def _page_of_font_text(rng: np.random.Generator, shape: tuple[int, int], fonts: 
 
 def _camera(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """Blur, uneven light and sensor noise, as the demo clip's camera adds them."""
-    out = image.astype(np.float32)
+    out: np.ndarray = image.astype(np.float32)
     h, w = out.shape[:2]
     light = 1.0 - 0.3 * clutter.smooth_noise(rng, (h, w), max(h, w) / 2)
     out = out * light[..., None]
@@ -121,7 +124,8 @@ def scene_negatives(rng: np.random.Generator, shape: tuple[int, int] = (480, 640
         if image is None:
             image = clutter.printed_text(rng, shape, paper=(235, 235, 232))
     else:
-        image = clutter.printed_text(rng, shape, paper=tuple(int(v) for v in rng.uniform(200, 250, 3)))
+        paper = cast(tuple[int, int, int], tuple(int(v) for v in rng.uniform(200, 250, 3)))  # 3 draws: RGB
+        image = clutter.printed_text(rng, shape, paper=paper)
     seg = segment(_camera(rng, image))
     return normalize_lines(seg)
 
@@ -131,14 +135,14 @@ def digit_mask(rng: np.random.Generator, digit: np.ndarray) -> np.ndarray:
     a threshold, a stroke change, sometimes a stroke broken across."""
     scale = rng.uniform(1.0, 3.0)
     size = max(12, int(28 * scale))
-    m = cv2.getRotationMatrix2D((14, 14), rng.uniform(-12, 12), 1.0)
+    m: np.ndarray = cv2.getRotationMatrix2D((14, 14), rng.uniform(-12, 12), 1.0)
     m[0, :2] *= rng.uniform(0.8, 1.15)
     m[0, 1] += rng.uniform(-0.2, 0.2)
     warped = cv2.warpAffine(digit, m, (28, 28), flags=cv2.INTER_LINEAR)
     big = cv2.resize(warped, (size, size), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:
         big = cv2.GaussianBlur(big, (0, 0), rng.uniform(0.3, 1.2) * scale)
-    mask = (big > rng.uniform(50, 170)).astype(np.uint8)
+    mask: np.ndarray = (big > rng.uniform(50, 170)).astype(np.uint8)
     if rng.random() < 0.15:
         y = int(rng.uniform(0.2, 0.8) * size)
         mask[y:y + max(1, size // 20)] = 0   # a pen that skipped: a stroke broken across

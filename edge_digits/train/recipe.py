@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "training" / "recipes"
 
@@ -148,7 +148,7 @@ def _number(where: str, value: Any, lo: float, hi: float, integer: bool = False)
 def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise RecipeError(f"'{where}' is {value!r}: allowed values are {', '.join(allowed)}")
-    return value
+    return cast(str, value)  # one of the allowed strings
 
 
 def _pair(where: str, value: Any, lo: float, hi: float) -> tuple[float, float]:
@@ -316,7 +316,7 @@ def read_recipe_data(name_or_path: str, seen: tuple[Path, ...] = ()) -> dict[str
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        return data
+        return cast(dict[str, Any], data)  # not a mapping: returned as it is, for recipe_from_dict to reject
     data.setdefault("name", path.stem)
     if "base" not in data:
         return data

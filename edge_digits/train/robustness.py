@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,7 +31,8 @@ class RobustnessError(ValueError):
 def _noise(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Gaussian noise with standard deviation ``sigma`` on the 0..1 pixel scale."""
     noisy = x.astype(np.float32) / 255.0 + rng.normal(0.0, sigma, x.shape).astype(np.float32)
-    return np.clip(np.rint(noisy * 255.0), 0, 255).astype(np.uint8)
+    result: np.ndarray = np.clip(np.rint(noisy * 255.0), 0, 255).astype(np.uint8)
+    return result
 
 
 def _rotation(x: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
@@ -63,7 +65,8 @@ def _thickness(x: np.ndarray, steps: float, rng: np.random.Generator) -> np.ndar
 def _contrast(x: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
     """Contrast lowered towards mid-grey: ``factor`` 1 is the original, 0 a flat grey image."""
     out = 127.5 * (1.0 - factor) + factor * x.astype(np.float32)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    result: np.ndarray = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return result
 
 
 def _translation(x: np.ndarray, pixels: float, rng: np.random.Generator) -> np.ndarray:
@@ -71,7 +74,7 @@ def _translation(x: np.ndarray, pixels: float, rng: np.random.Generator) -> np.n
     out = np.empty_like(x)
     angles = rng.uniform(0, 2 * np.pi, len(x))
     for i, (img, a) in enumerate(zip(x, angles)):
-        m = np.float32([[1, 0, pixels * np.cos(a)], [0, 1, pixels * np.sin(a)]])
+        m = np.array([[1, 0, pixels * np.cos(a)], [0, 1, pixels * np.sin(a)]], np.float32)
         out[i] = cv2.warpAffine(img, m, (28, 28), flags=cv2.INTER_LINEAR, borderValue=0)
     return out
 
@@ -140,11 +143,11 @@ class ModelCurves:
 class RobustnessReport:
     images: int
     seed: int
-    perturbations: dict[str, dict[str, object]]
+    perturbations: dict[str, dict[str, Any]]
     models: list[ModelCurves]
     skipped: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -217,7 +220,8 @@ def evaluate_robustness(models: list[tuple[str, Path, Path | None]], x: np.ndarr
             total_growth += np.maximum(grown, 0)
         mc.top_confusions = _growth(np.zeros_like(total_growth), total_growth, 5)
         curves.append(mc)
-    table = {n: {"unit": PERTURBATIONS[n].unit, "levels": list(PERTURBATIONS[n].levels)} for n in names}
+    table: dict[str, dict[str, Any]] = {n: {"unit": PERTURBATIONS[n].unit, "levels": list(PERTURBATIONS[n].levels)}
+                                        for n in names}
     return RobustnessReport(int(len(y)), seed, table, curves, skipped)
 
 

@@ -21,7 +21,7 @@ class TeacherError(ValueError):
     """The distillation teacher cannot be found or loaded; the message says what was given and what works."""
 
 
-def _tf():
+def _tf() -> tuple[Any, Any]:
     from edge_digits.train.tflite import tf_and_keras
 
     return tf_and_keras()
@@ -81,7 +81,7 @@ class TeacherLogits:
         self._local = threading.local()
         self.from_softmax = self._state().softmax
 
-    def _state(self):
+    def _state(self) -> threading.local:
         local = self._local
         if getattr(local, "interp", None) is not None:
             return local
@@ -118,14 +118,14 @@ class TeacherLogits:
         interp.invoke()
         raw = interp.get_tensor(local.logits).reshape(len(images), -1)
         scale, zero = local.logits_quant
-        out = (raw.astype(np.float32) - zero) * np.float32(scale) if raw.dtype == np.int8 else \
+        out: np.ndarray = (raw.astype(np.float32) - zero) * np.float32(scale) if raw.dtype == np.int8 else \
             raw.astype(np.float32)
         if not local.softmax:
             out = np.log(np.maximum(out, 1e-6))
         return out.astype(np.float32)
 
 
-def technique_model(inner, recipe: Recipe, class_weight: dict[int, float] | None):
+def technique_model(inner: Any, recipe: Recipe, class_weight: dict[int, float] | None) -> Any:
     """A Keras model around ``inner`` whose training step mixes FGSM images into each batch and adds the
     distillation loss, as the recipe asks; predictions, weights and validation are ``inner``'s own."""
     tf, keras = _tf()
@@ -134,16 +134,18 @@ def technique_model(inner, recipe: Recipe, class_weight: dict[int, float] | None
     temp, alpha = float(recipe.distillation.temperature), float(recipe.distillation.alpha)
     weights = tf.constant([class_weight.get(i, 1.0) for i in range(10)], tf.float32) if class_weight else None
 
-    class LabModel(keras.Model):
+    model_base: Any = keras.Model
+
+    class LabModel(model_base):  # type: ignore[misc]  # tf-keras is untyped: its classes are Any
         def __init__(self) -> None:
             super().__init__(name=f"{inner.name}_lab")
             self.inner = inner
-            self.distill_tracker = keras.metrics.Mean(name="distill_loss") if distill else None
+            self.distill_tracker: Any = keras.metrics.Mean(name="distill_loss") if distill else None
 
-        def call(self, x, training=None):
+        def call(self, x: Any, training: Any = None) -> Any:
             return self.inner(x, training=training)
 
-        def train_step(self, data):
+        def train_step(self, data: Any) -> dict[str, Any]:
             x, y = data[0], tf.reshape(tf.cast(data[1], tf.int32), [-1])
             if eps:
                 with tf.GradientTape() as tape:
@@ -171,7 +173,7 @@ def technique_model(inner, recipe: Recipe, class_weight: dict[int, float] | None
                 self.distill_tracker.update_state(soft)
             return {m.name: m.result() for m in self.metrics}
 
-        def test_step(self, data):
+        def test_step(self, data: Any) -> dict[str, Any]:
             x, y = data[0], data[1]
             probs = self(x, training=False)
             self.compiled_loss(y, probs, regularization_losses=self.losses)
@@ -181,7 +183,7 @@ def technique_model(inner, recipe: Recipe, class_weight: dict[int, float] | None
     return LabModel()
 
 
-def prune_model(model, recipe: Recipe, steps_per_epoch: int, epochs: int):
+def prune_model(model: Any, recipe: Recipe, steps_per_epoch: int, epochs: int) -> tuple[Any, list[Any]]:
     """``model`` wrapped for magnitude pruning, and the callbacks that advance its schedule."""
     import tensorflow_model_optimization as tfmot
 
@@ -194,14 +196,14 @@ def prune_model(model, recipe: Recipe, steps_per_epoch: int, epochs: int):
     return pruned, [tfmot.sparsity.keras.UpdatePruningStep()]
 
 
-def strip_pruning(model):
+def strip_pruning(model: Any) -> Any:
     """The plain model with its pruned (zero) weights, as export and QAT expect it."""
     import tensorflow_model_optimization as tfmot
 
     return tfmot.sparsity.keras.strip_pruning(model)
 
 
-def quantize_model(model, keep_sparsity: bool):
+def quantize_model(model: Any, keep_sparsity: bool) -> Any:
     """The QAT model; with ``keep_sparsity`` the pruning-preserving scheme keeps pruned weights at zero."""
     import tensorflow_model_optimization as tfmot
 

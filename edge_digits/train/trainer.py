@@ -13,7 +13,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,11 @@ class TrainResult:
     files: list[str] = field(default_factory=list)
 
 
-def build_model(recipe: Recipe):
+MnistData = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""``(x_train, y_train, x_test, y_test)`` as :func:`edge_digits.data.load_mnist` gives it."""
+
+
+def build_model(recipe: Recipe) -> Any:
     """The float tf-keras model described by the recipe's layers (input: pixel/255, shape 28x28x1)."""
     _, keras = _tf()
     reg = keras.regularizers.l2(recipe.training.l2) if recipe.training.l2 else None
@@ -78,7 +82,7 @@ def build_model(recipe: Recipe):
     return keras.Sequential(layers, name=recipe.name.replace("-", "_"))
 
 
-def count_macs(model) -> int:
+def count_macs(model: Any) -> int:
     """Multiply-accumulates of one inference, from the layer shapes (convolutions and dense layers)."""
     _, keras = _tf()
     total = 0
@@ -95,7 +99,8 @@ def count_macs(model) -> int:
     return int(total)
 
 
-def split_data(x: np.ndarray, y: np.ndarray, validation: int, seed: int, subset: int = 0):
+def split_data(x: np.ndarray, y: np.ndarray, validation: int, seed: int,
+               subset: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Shuffle the training set with ``seed`` and hold out the last ``validation`` images."""
     order = np.random.default_rng(seed).permutation(len(x))
     if subset:
@@ -107,7 +112,7 @@ def split_data(x: np.ndarray, y: np.ndarray, validation: int, seed: int, subset:
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, recipe: Recipe, seed: int, training: bool,
-                 teacher: Callable[[np.ndarray], np.ndarray] | None = None):
+                 teacher: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
     """A tf.data pipeline: shuffle, batch, augment whole batches in parallel with OpenCV, scale to [0, 1].
 
     With a ``teacher`` (uint8 images to logits), each training batch also carries the teacher's logits
@@ -125,7 +130,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, recipe: Recipe, seed: int, traini
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, seeds))
 
-        def augment(batch, batch_seed):
+        def augment(batch: Any, batch_seed: Any) -> tuple[Any, Any]:
             images, labels = batch
             out = tf.numpy_function(lambda im, s: augment_batch(im, int(s) & 0x7FFFFFFF, aug),
                                     [images, batch_seed], tf.uint8)
@@ -134,7 +139,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, recipe: Recipe, seed: int, traini
 
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         if teacher is not None:
-            def teach(images, labels):
+            def teach(images: Any, labels: Any) -> tuple[Any, Any, Any]:
                 logits = tf.numpy_function(teacher, [images], tf.float32)
                 logits.set_shape([None, 10])
                 return images, labels, logits
@@ -145,7 +150,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, recipe: Recipe, seed: int, traini
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _schedule(recipe: Recipe, base_lr: float, epochs: int):
+def _schedule(recipe: Recipe, base_lr: float, epochs: int) -> Callable[[int, float], float]:
     warm = recipe.training.warmup_epochs
 
     def lr(epoch: int, _current: float = 0.0) -> float:
@@ -159,14 +164,14 @@ def _schedule(recipe: Recipe, base_lr: float, epochs: int):
     return lr
 
 
-def _optimizer(recipe: Recipe, lr: float):
+def _optimizer(recipe: Recipe, lr: float) -> Any:
     _, keras = _tf()
     if recipe.training.optimizer == "sgd":
         return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
     return keras.optimizers.Adam(lr)
 
 
-def _compile(model, recipe: Recipe, lr: float) -> None:
+def _compile(model: Any, recipe: Recipe, lr: float) -> None:
     _, keras = _tf()
     smoothing = recipe.training.label_smoothing
     if smoothing:
@@ -197,9 +202,10 @@ class _State:
         atomic_write_json(self.path, state)
 
 
-def _fit(model, recipe: Recipe, phase: str, epochs: int, lr: float, train_ds, val_ds, state: _State,
-         history: dict[str, list[float]], resume: dict[str, Any], verbose: int, class_weight,
-         elapsed: Callable[[], float], runner=None, extra_callbacks: tuple = ()) -> None:
+def _fit(model: Any, recipe: Recipe, phase: str, epochs: int, lr: float, train_ds: Any, val_ds: Any,
+         state: _State, history: dict[str, list[float]], resume: dict[str, Any], verbose: int,
+         class_weight: dict[int, float] | None, elapsed: Callable[[], float], runner: Any = None,
+         extra_callbacks: Sequence[Any] = ()) -> None:
     """Train one phase with checkpoints, the LR schedule, early stopping and a progress bar per epoch.
 
     ``runner`` is what ``fit`` trains (a model-lab wrapper around ``model``, else ``model`` itself);
@@ -218,8 +224,10 @@ def _fit(model, recipe: Recipe, phase: str, epochs: int, lr: float, train_ds, va
         return
     state.dir.mkdir(parents=True, exist_ok=True)
 
-    class Checkpoint(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    callback_base: Any = keras.callbacks.Callback
+
+    class Checkpoint(callback_base):  # type: ignore[misc]  # tf-keras is untyped: its classes are Any
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             for key, value in (logs or {}).items():
                 history.setdefault(f"{phase}_{key}", []).append(float(value))
             tmp = weights.with_name(f".{weights.name}.partial.h5")
@@ -250,7 +258,8 @@ def tflite_predictions(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.tflite"
         path.write_bytes(model_bytes)
-        return Classifier(path).predict_batched(images).argmax(axis=1)
+        predictions: np.ndarray = Classifier(path).predict_batched(images).argmax(axis=1)
+        return predictions
 
 
 def _versions() -> dict[str, str]:
@@ -266,7 +275,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def train_logreg(recipe: Recipe, out: Path, seed: int, data) -> TrainResult:
+def train_logreg(recipe: Recipe, out: Path, seed: int, data: MnistData) -> TrainResult:
     """The logistic-regression baseline with scikit-learn, also exported as a one-layer TFLite model."""
     from sklearn.linear_model import LogisticRegression
 
@@ -286,7 +295,7 @@ def train_logreg(recipe: Recipe, out: Path, seed: int, data) -> TrainResult:
 
 
 def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbose: int = 1,
-          data=None, epochs: int | None = None) -> TrainResult:
+          data: MnistData | None = None, epochs: int | None = None) -> TrainResult:
     """Run a recipe and write models, report.json and plots into ``out``."""
     tf, keras = _tf()
     from edge_digits.data import load_mnist
@@ -319,7 +328,7 @@ def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbos
     def elapsed() -> float:
         return before + time.time() - started
 
-    def runner_for(target, lr: float):
+    def runner_for(target: Any, lr: float) -> Any:
         _compile(target, recipe, lr)
         if not techniques.uses_wrapper(recipe):
             return None
@@ -328,7 +337,7 @@ def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbos
         return runner
 
     model = build_model(recipe)
-    callbacks: tuple = ()
+    callbacks: Sequence[Any] = ()
     if pruning:
         steps = math.ceil(len(xt) / recipe.training.batch_size)
         model, callbacks = techniques.prune_model(model, recipe, steps, epochs)
@@ -355,7 +364,7 @@ def train(recipe: Recipe, out: Path, seed: int = 0, resume: bool = False, verbos
     return _finish(recipe, out, model, qat_model, float_acc, qat_acc, seconds, seed, data, history)
 
 
-def _save_keras(model, path: Path, **kwargs: Any) -> None:
+def _save_keras(model: Any, path: Path, **kwargs: Any) -> None:
     """Save a Keras model through a temporary file, so a crash never leaves a half-written model."""
     import warnings
 
@@ -366,8 +375,8 @@ def _save_keras(model, path: Path, **kwargs: Any) -> None:
     os.replace(tmp, path)
 
 
-def _finish(recipe: Recipe, out: Path, model, qat_model, float_acc: float, qat_acc: float | None, seconds: float,
-            seed: int, data, history: dict[str, list[float]]) -> TrainResult:
+def _finish(recipe: Recipe, out: Path, model: Any, qat_model: Any, float_acc: float, qat_acc: float | None,
+            seconds: float, seed: int, data: MnistData, history: dict[str, list[float]]) -> TrainResult:
     """Export both TFLite models, measure them on the test set, and write the report and plots."""
     from edge_digits import plots
     from edge_digits.scoring import confusion, per_class_accuracy

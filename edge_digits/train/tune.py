@@ -15,15 +15,19 @@ import re
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from edge_digits import fileio
 from edge_digits.fileio import atomic_write_bytes, atomic_write_json
 from edge_digits.train.recipe import Recipe, RecipeError, read_recipe_data, recipe_from_dict
+
+if TYPE_CHECKING:
+    from edge_digits.train.trainer import MnistData
 
 FILTERS = {"c1": (4, 6, 8, 10, 12), "c2": (8, 12, 16, 20, 24), "c3": (0, 8, 12, 16, 24, 32),
            "c5": (0, 16, 24, 32), "c4": (24, 32, 40, 48, 64)}
@@ -103,6 +107,7 @@ def _redact(storage: str) -> str:
 def space_layers(params: dict[str, Any]) -> list[dict[str, Any]]:
     """The micro-shaped network of a trial: conv c1, pool, conv c2, [conv c3], pool, [conv c5], conv c4,
     7x7 max pool, dense 10; each conv 3x3 with batch norm and ReLU (ops TFLM and the C engine run well)."""
+    conv: Callable[[Any], dict[str, Any]]
     conv = lambda n: {"type": "conv", "filters": int(n), "batchnorm": True}  # noqa: E731
     layers = [conv(params["c1"]), {"type": "maxpool", "size": 2}, conv(params["c2"])]
     if params["c3"]:
@@ -138,7 +143,8 @@ def base_params(recipe: Recipe) -> dict[str, Any] | None:
 
 def trial_recipe(base: dict[str, Any], params: dict[str, Any], name: str) -> dict[str, Any]:
     """The base recipe's training, augmentation and QAT with the trial's layers and learning rate."""
-    data = {"name": name, "description": f"found by edge-digits tune: {params}", "layers": space_layers(params)}
+    data: dict[str, Any] = {"name": name, "description": f"found by edge-digits tune: {params}",
+                            "layers": space_layers(params)}
     data.update({k: v for k, v in base.items() if k not in ("layers", "name", "description")})
     data["training"] = dict(base.get("training") or {}, learning_rate=float(params["learning_rate"]),
                             **{k: params[k] for k in TRAINING if k in params})
@@ -160,7 +166,7 @@ def measure_shape(recipe: Recipe, calibration: np.ndarray) -> tuple[int, int, in
     return len(int8), tflm.measure_arena(int8).total_bytes, count_macs(model)
 
 
-def _sampler(seed: int | None):
+def _sampler(seed: int | None) -> Any:
     """TPE that starts from 6 random trials; constant liar keeps parallel workers off each other's points,
     and the trials' constraints (set with ``Trial.set_constraint``) steer it away from infeasible ones."""
     import optuna
@@ -177,7 +183,7 @@ def _storage(storage: str | None, out: Path) -> str:
     return f"sqlite:///{(out / 'study.db').resolve()}"
 
 
-def _result(trial) -> TrialResult:
+def _result(trial: Any) -> TrialResult:
     a = trial.user_attrs
     return TrialResult(trial.number, dict(trial.params), trial.state.name, bool(a.get("feasible", False)),
                        a.get("flash_bytes"), a.get("arena_bytes"), a.get("macs"), a.get("val_accuracy"),
@@ -194,21 +200,22 @@ def pareto_front(trials: list[TrialResult]) -> list[TrialResult]:
     done = _scored(trials)
 
     def dominates(a: TrialResult, b: TrialResult) -> bool:
-        ka = (-a.val_accuracy, a.flash_bytes, a.arena_bytes, a.macs)
-        kb = (-b.val_accuracy, b.flash_bytes, b.arena_bytes, b.macs)
+        # _scored keeps trials that met the budget and were scored: all four figures are set
+        ka = (-cast(float, a.val_accuracy), cast(int, a.flash_bytes), cast(int, a.arena_bytes), cast(int, a.macs))
+        kb = (-cast(float, b.val_accuracy), cast(int, b.flash_bytes), cast(int, b.arena_bytes), cast(int, b.macs))
         return all(x <= y for x, y in zip(ka, kb)) and ka != kb
 
     front = [t for t in done if not any(dominates(o, t) for o in done)]
-    return sorted(front, key=lambda t: (t.flash_bytes, -t.val_accuracy))
+    return sorted(front, key=lambda t: (t.flash_bytes, -cast(float, t.val_accuracy)))
 
 
 def best_trial(trials: list[TrialResult]) -> TrialResult | None:
     """The feasible trial with the highest validation accuracy; fewer flash bytes break ties."""
     done = _scored(trials)
-    return max(done, key=lambda t: (t.val_accuracy, -t.flash_bytes, -t.number)) if done else None
+    return max(done, key=lambda t: (t.val_accuracy, -cast(int, t.flash_bytes), -t.number)) if done else None
 
 
-def _open_study(name: str, url: str, sampler_seed: int | None, attempts: int = 6):
+def _open_study(name: str, url: str, sampler_seed: int | None, attempts: int = 6) -> Any:
     """Create or load the study. Workers that start together on a new database race to create its tables
     (PostgreSQL answers one of them with a unique-key violation); the loser waits a moment and loads."""
     import optuna
@@ -230,7 +237,7 @@ def _open_study(name: str, url: str, sampler_seed: int | None, attempts: int = 6
     raise TuneError(f"cannot open the study in {_redact(url)} after {attempts} attempts")
 
 
-def _judge(trial, budget: Budget, flash: int, arena: int, macs: int) -> bool:
+def _judge(trial: Any, budget: Budget, flash: int, arena: int, macs: int) -> bool:
     """Record the trial's constraints and whether it meets the budget (once per trial: Optuna keeps the
     first constraint value it is given)."""
     constraints = budget.violations(flash, arena, macs)
@@ -243,7 +250,7 @@ def _judge(trial, budget: Budget, flash: int, arena: int, macs: int) -> bool:
 
 def run_tune(base: str, out: Path, trials: int, budget: Budget, epochs: int | None = None,
              storage: str | None = None, study_name: str = "edge-digits", seed: int = 0,
-             sampler_seed: int | None = None, data=None, verbose: int = 0,
+             sampler_seed: int | None = None, data: MnistData | None = None, verbose: int = 0,
              include_base: bool = True) -> TuneResult:
     """Add ``trials`` trials to the study (created or continued) and write its report, plot and best recipe."""
     import optuna
@@ -278,7 +285,7 @@ def run_tune(base: str, out: Path, trials: int, budget: Budget, epochs: int | No
         study.enqueue_trial(start, user_attrs={"enqueued": f"base recipe {base_recipe.name}"}, skip_if_exists=True)
     host = socket.gethostname()
 
-    def objective(trial) -> tuple[float, float]:
+    def objective(trial: Any) -> tuple[float, float]:
         params = {k: trial.suggest_categorical(k, v) for k, v in FILTERS.items()}
         params["learning_rate"] = trial.suggest_float("learning_rate", *LEARNING_RATE, log=True)
         params.update({k: trial.suggest_categorical(k, v) for k, v in TRAINING.items()})
@@ -330,7 +337,7 @@ def report_markdown(result: TuneResult) -> str:
 
     def row(t: TrialResult) -> str:
         p = t.params
-        acc = lambda v: "-" if v is None else f"{v:.2%}"  # noqa: E731
+        acc: Callable[[float | None], str] = lambda v: "-" if v is None else f"{v:.2%}"  # noqa: E731
         mark = "" if t.feasible else " (over budget)" if t.flash_bytes is not None else f" ({t.state.lower()})"
         return (f"| {t.number}{mark} | {p.get('c1', '-')} | {p.get('c2', '-')} | {p.get('c3', '-')} | "
                 f"{p.get('c5', '-')} | {p.get('c4', '-')} | {p.get('learning_rate', 0):.4f} | "
@@ -361,7 +368,8 @@ def write_report(result: TuneResult, base_dict: dict[str, Any], base_recipe: Rec
     trained = [t for t in result.trials if t.val_accuracy is not None]
     files.append(plots.pareto(
         [(t.flash_bytes, t.val_accuracy, t.feasible) for t in result.trials if t.flash_bytes is not None],
-        [(t.flash_bytes, t.val_accuracy) for t in result.pareto], result.budget.max_flash, out / "pareto.png",
+        [(cast(int, t.flash_bytes), cast(float, t.val_accuracy)) for t in result.pareto],  # the front is scored
+        result.budget.max_flash, out / "pareto.png",
         f"{len(trained)} trained of {len(result.trials)} trials"))
     if result.best:
         recipe = trial_recipe(base_dict, result.best.params, f"{base_recipe.name}-tuned")

@@ -16,10 +16,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from edge_digits.vision.demo import DemoClip
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -67,7 +70,7 @@ class FrameSource(ABC):
 
 def _picamera2_class() -> Any:
     try:
-        from picamera2 import Picamera2  # type: ignore[import-not-found]
+        from picamera2 import Picamera2
     except ImportError as exc:
         raise CameraError("picamera2 is not installed (it comes with Raspberry Pi OS: "
                           "sudo apt install python3-picamera2)") from exc
@@ -118,7 +121,7 @@ class Picamera2Source(FrameSource):
         if self._cam is None:
             raise CameraError(f"{self.name} is not open")
         try:
-            lores = self._cam.capture_array("lores")
+            lores: np.ndarray | None = self._cam.capture_array("lores")
             self._main = self._cam.capture_array("main") if self.want_display else None
         except (RuntimeError, OSError) as exc:
             raise CameraError(f"{self.name} failed: {exc}") from exc
@@ -167,6 +170,7 @@ class UsbCameraSource(FrameSource):
     def read(self) -> np.ndarray | None:
         if self._cap is None:
             raise CameraError(f"{self.name} is not open")
+        frame: np.ndarray | None
         ok, frame = self._cap.read()
         if not ok or frame is None:
             raise CameraError(f"{self.name} returned no frame (unplugged or busy?)")
@@ -207,6 +211,7 @@ class VideoFileSource(FrameSource):
     def read(self) -> np.ndarray | None:
         if self._cap is None:
             raise CameraError(f"{self.name} is not open")
+        frame: np.ndarray | None
         ok, frame = self._cap.read()
         if ok and frame is not None:
             self._bad = 0
@@ -276,7 +281,7 @@ class DemoClipSource(FrameSource):
         self.seed = seed
         self.size = size
         self.name = f"demo:{seed}"
-        self._clip: Any = None
+        self._clip: DemoClip | None = None
         self._next = 0
 
     def open(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 HERSHEY = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
            cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
@@ -35,15 +36,15 @@ def place(rng: np.random.Generator, page_size: tuple[int, int], frame_size: tupl
     s = np.sqrt(share * fw * fh / (pw * ph * np.cos(tilt)))
     w, h = pw * s, ph * s * np.cos(tilt)
     far = 1.0 - 0.5 * np.sin(tilt)
-    quad = np.float32([[-w * far / 2, -h / 2], [w * far / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
+    quad = np.array([[-w * far / 2, -h / 2], [w * far / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]], np.float32)
     angle = np.radians(rng.uniform(-25, 25))
-    rot = np.float32([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
     quad = quad @ rot.T
     span = quad.max(axis=0) - quad.min(axis=0)
-    quad *= min(1.0, float(np.min(0.97 * np.float32([fw, fh]) / span)))   # the whole page stays in view
+    quad *= min(1.0, float(np.min(0.97 * np.array([fw, fh], np.float32) / span)))   # the whole page stays in view
     span = quad.max(axis=0) - quad.min(axis=0)
-    free = np.maximum(np.float32([fw, fh]) - span, 1)
-    offset = rng.uniform(0, 1, 2).astype(np.float32) * free - quad.min(axis=0)
+    free = np.maximum(np.array([fw, fh], np.float32) - span, 1)
+    offset: NDArray[np.float32] = rng.uniform(0, 1, 2).astype(np.float32) * free - quad.min(axis=0)
     return (quad + offset).astype(np.float32)
 
 
@@ -63,8 +64,8 @@ def wood(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     u = xx * np.cos(angle) + yy * np.sin(angle)
     warp = smooth_noise(rng, shape, rng.uniform(40, 120)) * rng.uniform(10, 40)
     grain = 0.5 + 0.5 * np.sin((u + warp) / rng.uniform(2.0, 6.0))
-    tone = 0.55 + 0.25 * grain + 0.2 * smooth_noise(rng, shape, 30)
-    base = np.float32([rng.uniform(30, 90), rng.uniform(60, 120), rng.uniform(100, 170)])
+    tone: NDArray[np.float64] = 0.55 + 0.25 * grain + 0.2 * smooth_noise(rng, shape, 30)
+    base = np.array([rng.uniform(30, 90), rng.uniform(60, 120), rng.uniform(100, 170)], np.float32)
     return np.clip(tone[..., None] * base * rng.uniform(0.6, 1.4), 0, 255).astype(np.uint8)
 
 
@@ -75,7 +76,7 @@ def cloth(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     period = rng.uniform(2.0, 5.0)
     weave = 0.5 + 0.25 * (np.sin(xx * np.pi / period) * np.sin(yy * np.pi / period))
     folds = smooth_noise(rng, shape, rng.uniform(40, 100))
-    tone = 0.6 + 0.2 * weave + 0.3 * folds
+    tone: np.ndarray = 0.6 + 0.2 * weave + 0.3 * folds
     colour = rng.uniform(20, 200, 3).astype(np.float32)
     return np.clip(tone[..., None] * colour, 0, 255).astype(np.uint8)
 
@@ -145,6 +146,6 @@ def desk(rng: np.random.Generator, shape: tuple[int, int], kinds: tuple[str, ...
         angle = rng.uniform(-20, 20)
         mask = np.zeros((h, w), np.uint8)
         box = cv2.boxPoints(((x + pw / 2, y + ph / 2), (pw, ph), angle))
-        cv2.fillConvexPoly(mask, np.int32(box), 1)
+        cv2.fillConvexPoly(mask, np.array(box, np.int32), 1)
         img[mask > 0] = other[mask > 0]
     return img

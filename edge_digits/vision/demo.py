@@ -97,7 +97,7 @@ class DemoClip:
             other = clutter.printed_text(rng, (PAPER[1] // 2, PAPER[0] // 2), paper=(232, 232, 228))
             quad = self._pose(rng, area=(0.15, 0.25))
             oh, ow = other.shape[:2]
-            m = cv2.getPerspectiveTransform(np.float32([[0, 0], [ow, 0], [ow, oh], [0, oh]]), quad)
+            m = cv2.getPerspectiveTransform(np.array([[0, 0], [ow, 0], [ow, oh], [0, oh]], np.float32), quad)
             cv2.warpPerspective(other, m, (fw, fh), dst=desk, flags=cv2.INTER_AREA,
                                 borderMode=cv2.BORDER_TRANSPARENT)
         return desk
@@ -119,7 +119,7 @@ class DemoClip:
         rng = np.random.default_rng([self.seed, index])
         fw, fh = self.size
         quad = self._poses[sheet_i] + rng.normal(0, 1.5, (4, 2)).astype(np.float32)
-        src = np.float32([[0, 0], [PAPER[0], 0], [PAPER[0], PAPER[1]], [0, PAPER[1]]])
+        src = np.array([[0, 0], [PAPER[0], 0], [PAPER[0], PAPER[1]], [0, PAPER[1]]], np.float32)
         m = cv2.getPerspectiveTransform(src, quad)
         table = self._desks[sheet_i].copy()
         frame = cv2.warpPerspective(self.sheets[sheet_i].paper, m, (fw, fh), dst=table,
@@ -132,7 +132,7 @@ class DemoClip:
         band = (xx * np.cos(angle) + yy * np.sin(angle)) - rng.uniform(0.3, 0.7) * (fw + fh) / 2
         light *= 1.0 - 0.25 / (1.0 + np.exp(band / 25.0))
         light = cv2.resize(light, (fw, fh), interpolation=cv2.INTER_LINEAR)
-        out = frame.astype(np.float32) * light[..., None]
+        out: np.ndarray = frame.astype(np.float32) * light[..., None]
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.0))
         out += rng.normal(0, 4.0, out.shape).astype(np.float32)
         return np.clip(out, 0, 255).astype(np.uint8)

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any, cast
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 DETECT_SIDE = 256     # pages are found on a copy whose longer side has this many pixels
 PAGE_SIDE = 640       # a flattened page's longer side (pixels), enough for digits of 2% of the page
@@ -88,7 +90,7 @@ def parse_page(value: str) -> str | Quad:
     if len(nums) != 8:
         raise PageError(f"--page takes auto, off or eight numbers x0,y0,...,x3,y3 (the page corners in frame "
                         f"pixels), not {value!r}")
-    quad = Quad(order_corners(np.float32(nums).reshape(4, 2)))
+    quad = Quad(order_corners(np.array(nums, np.float32).reshape(4, 2)))
     if quad.area < 64:
         raise PageError(f"--page corners {value!r} enclose almost no area")
     return quad
@@ -99,7 +101,7 @@ def page_size(quad: Quad, longest: int = PAGE_SIDE) -> tuple[int, int]:
     c = quad.corners
     w = (np.linalg.norm(c[1] - c[0]) + np.linalg.norm(c[2] - c[3])) / 2
     h = (np.linalg.norm(c[3] - c[0]) + np.linalg.norm(c[2] - c[1])) / 2
-    s = longest / max(w, h, 1.0)
+    s = longest / cast("np.floating[Any] | float", max(w, h, 1.0))   # max() of numpy and Python floats
     return max(8, int(round(w * s))), max(8, int(round(h * s)))
 
 
@@ -109,7 +111,7 @@ def rectify(frame: np.ndarray, quad: Quad, longest: int = PAGE_SIDE) -> tuple[np
     Parts of the page outside the frame (a corner cut off) come out white.
     """
     w, h = page_size(quad, longest)
-    dst = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     to_page = cv2.getPerspectiveTransform(quad.corners.astype(np.float32), dst)
     border = 255 if frame.ndim == 2 else (255,) * frame.shape[2]
     page = cv2.warpPerspective(frame, to_page, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
@@ -188,7 +190,7 @@ def _quad_from_sides(sides: list[tuple[int, np.ndarray, np.ndarray]], shape: tup
     corners = [_intersect(lines[i], lines[(i + 1) % 4]) for i in range(4)]
     if any(c is None for c in corners):
         return None
-    quad = np.float32(corners)
+    quad = np.array(corners, np.float32)
     margin = 0.35 * max(h, w)
     if (quad < -margin).any() or (quad[:, 0] > w + margin).any() or (quad[:, 1] > h + margin).any():
         return None
@@ -266,7 +268,7 @@ def fit_quad(contour: np.ndarray, light: np.ndarray) -> tuple[np.ndarray, float]
         return None
     quad = _quad_from_sides(best[1], shape)
     assert quad is not None
-    refined = np.float32(corners)
+    refined = np.array(corners, np.float32)
     merit = best[0]
     if cv2.isContourConvex(refined.reshape(-1, 1, 2)):
         refined_merit = quad_merit(region, refined, light)
@@ -292,7 +294,8 @@ def _masks(small: np.ndarray) -> list[np.ndarray]:
         out.append(((value > v_otsu) & (chroma < 60)).astype(np.uint8))
     # paper is smooth between its strokes; a keyboard, printed matter and wood grain are not
     lap = np.abs(cv2.Laplacian(cv2.GaussianBlur(light, (3, 3), 0), cv2.CV_32F))
-    smooth = cv2.dilate((cv2.blur(lap, (7, 7)) < 2.5).astype(np.uint8), np.ones((7, 7), np.uint8))
+    smooth = cast("NDArray[np.uint8]",
+                  cv2.dilate((cv2.blur(lap, (7, 7)) < 2.5).astype(np.uint8), np.ones((7, 7), np.uint8)))
     out += [m & smooth for m in out[:3]]
     return out
 
@@ -310,7 +313,7 @@ def _regions(mask: np.ndarray) -> list[np.ndarray]:
 def _score(quad: np.ndarray, merit: float, light: np.ndarray) -> float:
     """How page-like a fitted region is: its outline's merit, and its size (small pages count less)."""
     h, w = light.shape
-    frame_quad = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    frame_quad = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     inside_area, _ = cv2.intersectConvexConvex(quad, frame_quad)
     if inside_area < 0.04 * h * w:
         return 0.0
@@ -339,7 +342,7 @@ def find_page(frame: np.ndarray, min_score: float = 0.25) -> Page | None:
     light = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
     h, w = light.shape
     if _all_paper(light):
-        return Page(Quad(np.float32([[0, 0], [fw, 0], [fw, fh], [0, fh]])), 0.5, whole_frame=True)
+        return Page(Quad(np.array([[0, 0], [fw, 0], [fw, fh], [0, fh]], np.float32)), 0.5, whole_frame=True)
     best: tuple[float, np.ndarray] | None = None
     for mask in _masks(small):
         for contour in _regions(mask):

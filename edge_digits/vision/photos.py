@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -137,13 +138,13 @@ class PhotoEvaluation:
         }
 
 
-def load_truth(folder: Path) -> list[dict[str, object]]:
+def load_truth(folder: Path) -> list[dict[str, Any]]:
     """The ``items`` of ``truth.json``, checked for the fields the evaluation needs."""
     path = Path(folder) / "truth.json"
     if not path.is_file():
         raise PhotoError(f"no truth.json in {folder} (set EDGE_DIGITS_PHOTOS or pass the photo folder)")
     try:
-        items = json.loads(path.read_text())["items"]
+        items: list[dict[str, Any]] = json.loads(path.read_text())["items"]
         for it in items:
             _ = (str(it["image"]), int(it.get("rotate_cw", 0)), [str(s) for s in it["lines"]])
     except (ValueError, KeyError, TypeError) as exc:
@@ -182,7 +183,7 @@ def evaluate_photos(classifier: DigitClassifier, folder: Path | None = None, rot
         reading = reader.read(frame)
         sheet = score_sheet(str(it["image"]), [str(s) for s in it["lines"]], reading.lines)
         if "page" in it:
-            truth = Quad(np.float32(it["page"]).reshape(4, 2))
+            truth = Quad(np.array(it["page"], np.float32).reshape(4, 2))
             sheet.page_found = reading.page is not None
             sheet.page_error = corner_error(reading.page, truth) if reading.page is not None else None
         result.sheets.append(sheet)

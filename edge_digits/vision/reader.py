@@ -15,10 +15,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from edge_digits.vision.page import Page, PageTracker, Quad, rectify
 from edge_digits.vision.reject import Rejector, writing_like
@@ -88,7 +89,7 @@ def _softmax_if_needed(scores: np.ndarray) -> np.ndarray:
     s = np.asarray(scores, np.float32)
     if s.size and (s.min() < -1e-3 or np.abs(s.sum(axis=1) - 1).max() > 0.05):
         e = np.exp(s - s.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        return cast("NDArray[np.float32]", e / e.sum(axis=1, keepdims=True))   # numpy types the reductions as Any
     return s
 
 

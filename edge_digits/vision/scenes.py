@@ -46,7 +46,7 @@ def camera_look(rng: np.random.Generator, frame: np.ndarray) -> np.ndarray:
     lx, ly = rng.uniform(0, w), rng.uniform(0, h)
     light = 1.0 - 0.3 * np.hypot(xx - lx, yy - ly) / np.hypot(w, h)
     light = cv2.resize(light, (w, h), interpolation=cv2.INTER_LINEAR)
-    out = frame.astype(np.float32) * light[..., None]
+    out: np.ndarray = frame.astype(np.float32) * light[..., None]
     out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 0.9))
     out += rng.normal(0, 3.0, out.shape).astype(np.float32)
     return np.clip(out, 0, 255).astype(np.uint8)
@@ -59,7 +59,7 @@ def compose(rng: np.random.Generator, page: np.ndarray, background: np.ndarray,
     fh, fw = background.shape[:2]
     ph, pw = page.shape[:2]
     quad = place(rng, (pw, ph), (fw, fh), area, tilt_deg)
-    m = cv2.getPerspectiveTransform(np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]]), quad)
+    m = cv2.getPerspectiveTransform(np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32), quad)
     frame = background.copy()
     cv2.warpPerspective(page, m, (fw, fh), dst=frame, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_TRANSPARENT)
     return camera_look(rng, frame), quad
@@ -166,7 +166,7 @@ def compose_set(out: Path, kind: str, count: int, seed: int = 0, scenes: Path | 
 def crop_corners(scene: np.ndarray, crop: np.ndarray) -> tuple[Quad, float]:
     """Where a person's flattened crop of the page lies in the scene: corners found by SIFT matches and a
     RANSAC homography, and the crop's correlation with the scene warped back through it."""
-    sift = cv2.SIFT_create(4000)
+    sift = cv2.SIFT_create(4000)  # type: ignore[attr-defined]  # a runtime alias of SIFT.create the stubs omit
     g_scene = cv2.cvtColor(scene, cv2.COLOR_BGR2GRAY)
     g_crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     ks, ds = sift.detectAndCompute(g_scene, None)
@@ -177,13 +177,13 @@ def crop_corners(scene: np.ndarray, crop: np.ndarray) -> tuple[Quad, float]:
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.75 * p[1].distance]
     if len(good) < 8:
         raise SceneError(f"only {len(good)} feature matches between the crop and its scene")
-    src = np.float32([kc[g.queryIdx].pt for g in good])
-    dst = np.float32([ks[g.trainIdx].pt for g in good])
+    src = np.array([kc[g.queryIdx].pt for g in good], np.float32)
+    dst = np.array([ks[g.trainIdx].pt for g in good], np.float32)
     hom, _ = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
     if hom is None:
         raise SceneError("no homography between the crop and its scene")
     h, w = g_crop.shape
-    corners = cv2.perspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]])[None], hom)[0]
+    corners = cv2.perspectiveTransform(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)[None], hom)[0]
     back = cv2.warpPerspective(g_scene, np.linalg.inv(hom), (w, h))
     ncc = float(np.corrcoef(back.ravel().astype(np.float32), g_crop.ravel().astype(np.float32))[0, 1])
     return Quad(corners.astype(np.float32)), ncc

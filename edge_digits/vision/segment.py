@@ -112,7 +112,8 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
     bg = cv2.blur(bg, (k, k))
-    bg = cv2.max(cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR), 16)
+    # the stub types src2 as an array only; OpenCV takes a scalar there too
+    bg = cv2.max(cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR), 16)  # type: ignore[call-overload]
     return cv2.divide(cv2.subtract(bg, grey), bg, scale=255)
 
 
@@ -367,7 +368,7 @@ def normalize_digit(mask: np.ndarray, stroke: float = MNIST_STROKE) -> np.ndarra
     scale = _WORK / max(h, w)
     nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
     pad = _WORK // 6
-    canvas = np.zeros((nh + 2 * pad, nw + 2 * pad), np.uint8)
+    canvas: np.ndarray = np.zeros((nh + 2 * pad, nw + 2 * pad), np.uint8)
     cv2.resize(mask, (nw, nh), dst=canvas[pad:pad + nh, pad:pad + nw], interpolation=cv2.INTER_NEAREST)
     area = cv2.countNonZero(canvas)
     if area == 0:
@@ -389,7 +390,7 @@ def normalize_digit(mask: np.ndarray, stroke: float = MNIST_STROKE) -> np.ndarra
     if m["m00"] <= 0:
         return np.zeros((28, 28), np.uint8)
     cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
-    shift = np.float32([[1, 0, 14.0 - cx], [0, 1, 14.0 - cy]])
+    shift = np.array([[1, 0, 14.0 - cx], [0, 1, 14.0 - cy]], np.float32)
     out = cv2.warpAffine(small, shift, (28, 28), flags=cv2.INTER_LINEAR, borderValue=0)
     return np.clip(out, 0, 255).astype(np.uint8)
 
@@ -419,7 +420,7 @@ def tame_tail(mask: np.ndarray, max_height: float) -> np.ndarray:
 
 def normalize_lines(seg: Segmentation) -> np.ndarray:
     """All glyphs of a segmentation in reading order as one (N, 28, 28) batch, tails tamed per line."""
-    out = []
+    out: list[np.ndarray] = []
     for line in seg.lines:
         cap = TALL_GLYPH * float(np.median([g.box.h for g in line]))
         out.extend(normalize_digit(tame_tail(g.mask, cap)) for g in line)
