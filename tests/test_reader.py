@@ -18,9 +18,10 @@ import pytest
 from edge_digits.scoring import score_lines
 from edge_digits.vision import camera as cam
 from edge_digits.vision.demo import DemoClip
+from edge_digits.vision.framelog import LOG_FIELDS
 from edge_digits.vision.page import PAGE_SIDE, Page, Quad
 from edge_digits.vision.reader import FrameReader, ReaderError, read_frame
-from edge_digits.vision.runloop import LOG_FIELDS, RunOptions, run
+from edge_digits.vision.runloop import RunOptions, run
 
 
 class DemoThenCtrlC(cam.DemoClipSource):

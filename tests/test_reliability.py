@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from edge_digits.cli import main
 from edge_digits.vision import camera as cam
 from edge_digits.vision import runloop
-from edge_digits.vision.runloop import FrameLog, RunOptions, run
+from edge_digits.vision.framelog import FrameLog
+from edge_digits.vision.runloop import RunOptions, run
 
 
 def _run_until_frames(tmp_path: Path, frames: int, sig: int) -> tuple[int, str, list[str]]:

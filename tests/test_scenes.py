@@ -19,7 +19,7 @@ from edge_digits.train import negatives
 from edge_digits.vision import scenes
 from edge_digits.vision.page import PageError, PageTracker, Quad, corner_error, find_page, parse_page
 from edge_digits.vision.photos import default_photos_dir, evaluate_photos
-from edge_digits.vision.runloop import StableLines
+from edge_digits.vision.stable import StableLines
 
 SCENES = scenes.default_scenes_dir()
 DATA = Path(__file__).parent / "data"

@@ -359,9 +359,21 @@ def parse_camera(spec: str) -> SourceSpec:
     kind, _, arg = spec.partition(":")
     if kind.isdigit() and not arg:
         return SourceSpec("usb", kind)
-    if kind in ("picamera2", "usb") and (arg == "" or arg.isdigit()):
+    if kind in CAMERA_KINDS and (arg == "" or arg.isdigit()):
         return SourceSpec(kind, arg or "0")
     raise CameraError(f"unknown camera {spec!r}: use picamera2, picamera2:N or usb:N")
+
+
+# The one list of source kinds: kind -> builder(spec, demo_frames, seed, camera_class). ``CAMERA_KINDS`` are
+# the ones ``--camera`` names (a device number after the colon); the others come from --video, --images or none.
+SOURCE_KINDS: dict[str, Callable[[SourceSpec, int, int, Any], FrameSource]] = {
+    "picamera2": lambda spec, frames, seed, camera_class: Picamera2Source(int(spec.arg), camera_class=camera_class),
+    "usb": lambda spec, frames, seed, camera_class: UsbCameraSource(int(spec.arg)),
+    "video": lambda spec, frames, seed, camera_class: VideoFileSource(spec.arg),
+    "images": lambda spec, frames, seed, camera_class: ImageFilesSource(spec.arg),
+    "demo": lambda spec, frames, seed, camera_class: DemoClipSource(frames=frames, seed=seed),
+}
+CAMERA_KINDS = ("picamera2", "usb")
 
 
 def open_source(spec: SourceSpec | None, demo_frames: int = 60, seed: int = 0,
@@ -372,17 +384,10 @@ def open_source(spec: SourceSpec | None, demo_frames: int = 60, seed: int = 0,
         if not cams:
             return DemoClipSource(frames=demo_frames, seed=seed)
         spec = parse_camera(cams[0])
-    if spec.kind == "picamera2":
-        return Picamera2Source(int(spec.arg), camera_class=camera_class)
-    if spec.kind == "usb":
-        return UsbCameraSource(int(spec.arg))
-    if spec.kind == "video":
-        return VideoFileSource(spec.arg)
-    if spec.kind == "images":
-        return ImageFilesSource(spec.arg)
-    if spec.kind == "demo":
-        return DemoClipSource(frames=demo_frames, seed=seed)
-    raise CameraError(f"unknown source kind {spec.kind!r}")
+    build = SOURCE_KINDS.get(spec.kind)
+    if build is None:
+        raise CameraError(f"unknown source kind {spec.kind!r}")
+    return build(spec, demo_frames, seed, camera_class)
 
 
 def iterate(source: FrameSource) -> Iterator[np.ndarray]:

@@ -2,22 +2,18 @@
 
 Each frame goes through :class:`reader.FrameReader` (page tracking,
 rejection); on a live source (camera, video, demo clip) the printed and
-drawn reading is the settled one, :class:`StableLines`: the strings seen in
+drawn reading is the settled one (:mod:`stable`): the strings seen in
 ``k`` of the last ``n`` frames. Logs and outputs are flushed and closed
 however the run ends.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import os
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,208 +25,11 @@ from edge_digits.fileio import atomic_write_bytes
 from edge_digits.power import PowerMeter, PowerMeterError
 from edge_digits.scoring import score_lines
 from edge_digits.vision.camera import CameraError, FrameError, FrameSource
+from edge_digits.vision.framelog import FrameLog
 from edge_digits.vision.page import Quad
 from edge_digits.vision.reader import DigitClassifier, FrameReader, FrameReading, ReaderError
 from edge_digits.vision.reject import Rejector
-
-STABLE_K, STABLE_N = 3, 5   # a line settles on a string read in 3 of its last 5 frames (docs/benchmarks.md)
-
-
-@dataclass
-class _Track:
-    """One line of writing followed across frames: where it is, what it read lately, what it settled on."""
-
-    cy: float
-    x: float
-    height: float
-    recent: deque[str | None]
-    settled: str | None = None
-
-
-class StableLines:
-    """The settled reading of a live source, line by line.
-
-    Lines are followed across frames by where they are (centre height and
-    left end, in frame pixels). A line's reading settles on a string once
-    that string was read in at least ``k`` of its last ``n`` frames, and keeps
-    it until another string does (so one misread frame changes nothing); a
-    line not seen in ``n`` frames is forgotten, and all are when the page
-    moves (the run loop calls :meth:`reset`). Settled lines come in reading
-    order, top to bottom.
-
-    >>> s = StableLines(2, 3)
-    >>> [s.push(["68994"], [(10.0, 0.0, 20.0)]) for _ in range(2)][-1]
-    ['68994']
-    >>> s.push(["67994"], [(11.0, 1.0, 20.0)])
-    ['68994']
-    """
-
-    def __init__(self, k: int = STABLE_K, n: int = STABLE_N) -> None:
-        if not 1 <= k <= n:
-            raise ValueError(f"a settled reading needs 1 <= k <= n, not k={k}, n={n}")
-        self.k, self.n = k, n
-        self._tracks: list[_Track] = []
-
-    def reset(self) -> None:
-        """Forget every line (the camera now looks at another page)."""
-        self._tracks = []
-
-    def _match(self, cy: float, x: float, h: float, taken: set[int]) -> _Track | None:
-        best, best_d = None, 0.0
-        for i, t in enumerate(self._tracks):
-            if i in taken:
-                continue
-            dy, dx = abs(cy - t.cy), abs(x - t.x)
-            if dy < 0.6 * max(h, t.height) and dx < 2.5 * max(h, t.height) and (best is None or dy < best_d):
-                best, best_d = t, dy
-        return best
-
-    def push(self, lines: list[str], positions: list[tuple[float, float, float]]) -> list[str]:
-        """Add one frame's lines (each with its centre y, left x and height in the frame); the settled lines."""
-        taken: set[int] = set()
-        for text, (cy, x, h) in zip(lines, positions):
-            track = self._match(cy, x, h, taken)
-            if track is None:
-                track = _Track(cy, x, h, deque(maxlen=self.n))
-                self._tracks.append(track)
-            taken.add(self._tracks.index(track))
-            track.cy, track.x, track.height = cy, x, h
-            track.recent.append(text)
-        for i, t in enumerate(self._tracks):
-            if i not in taken:
-                t.recent.append(None)
-        self._tracks = [t for t in self._tracks if any(r is not None for r in t.recent)]
-        for t in self._tracks:
-            counts: dict[str, int] = {}
-            for r in t.recent:
-                if r is not None:
-                    counts[r] = counts.get(r, 0) + 1
-            top = max(counts, key=lambda r: counts[r])
-            if counts[top] >= self.k:
-                t.settled = top
-        shown = sorted((t for t in self._tracks if t.settled is not None), key=lambda t: (t.cy, t.x))
-        return [str(t.settled) for t in shown]
-
-
-def line_positions(reading: FrameReading) -> list[tuple[float, float, float]]:
-    """Each line's centre height, left end and height in the source frame, for following it across frames."""
-    boxes: dict[int, list[tuple[int, int, int, int]]] = {}
-    for d in reading.digits:
-        b = d.frame_box or d.box
-        boxes.setdefault(d.line, []).append((b.x, b.y, b.x2, b.y2))
-    out = []
-    for i in sorted(boxes):
-        a = np.array(boxes[i], np.float32)
-        h = float(np.median(a[:, 3] - a[:, 1]))
-        out.append((float(np.median((a[:, 1] + a[:, 3]) / 2)), float(a[:, 0].min()), h))
-    return out
-
-
-LOG_FIELDS = ("frame", "time", "capture_ms", "page_ms", "preprocess_ms", "segmentation_ms", "rejection_ms",
-              "inference_ms", "drawing_ms", "digits", "rejected", "lines", "stable_lines", "power_w")
-
-
-class FrameLog:
-    """Per-frame timings as JSON Lines or CSV (by suffix), one whole row per write, each on disk before the
-    next frame, so that Ctrl-C, SIGTERM or a full disk leave a file of whole rows.
-
-    A write that fails (a full disk, an unplugged stick) is cut back to the last whole row; the log then
-    stops taking rows (``failed`` says why, ``lost`` counts the rows not written) and the run goes on.
-    With ``max_bytes`` or ``daily`` the file is rotated (``run.jsonl.1``, ``.2``, ... ``keep`` of them).
-    """
-
-    def __init__(self, path: Path, max_bytes: int | None = None, daily: bool = False, keep: int = 7,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in (".jsonl", ".csv"):
-            raise ReaderError(f"--log must end in .jsonl or .csv, not {self.path.name}")
-        self._csv = suffix == ".csv"
-        self.max_bytes, self.daily, self.keep, self.clock = max_bytes, daily, keep, clock
-        self.failed: str | None = None
-        self.lost = 0
-        self.rotations = 0
-        self._fd = -1
-        self._open()
-
-    def _open(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        except OSError as exc:
-            raise ReaderError(f"cannot write the log {self.path}: {exc.strerror or exc}") from exc
-        self._good = 0
-        self._day = time.localtime(self.clock())[:3]
-        if self._csv:
-            self._append(",".join(LOG_FIELDS) + "\r\n")
-
-    def _rotate(self) -> None:
-        """Close the current file, shift ``log.1`` .. ``log.(keep-1)`` up by one (the oldest goes), and
-        start ``log`` afresh: a week of rows at 30 frames a second stays bounded."""
-        self.close()
-        for i in range(self.keep - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{i}")
-            if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
-        if self.keep > 0:
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self.rotations += 1
-        self._open()
-
-    def rotate_now(self) -> None:
-        """Start a new file now (SIGHUP), keeping the old one as ``FILE.1``."""
-        if self.failed is None:
-            try:
-                self._rotate()
-            except (OSError, ReaderError) as exc:
-                self.failed = f"rotating the log failed: {exc}"
-
-    def _due(self, size: int) -> bool:
-        if self.max_bytes is not None and self._good + size > self.max_bytes and self._good > 0:
-            return True
-        return self.daily and time.localtime(self.clock())[:3] != self._day
-
-    def _line(self, row: dict[str, object]) -> str:
-        if not self._csv:
-            return json.dumps(row) + "\n"
-        buffer = io.StringIO()
-        csv.DictWriter(buffer, fieldnames=LOG_FIELDS).writerow(row)
-        return buffer.getvalue()
-
-    def _append(self, text: str) -> None:
-        if self.failed is not None:
-            self.lost += 1
-            return
-        data = text.encode("utf-8")
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
-            self._good += len(data)
-        except OSError as exc:
-            self.failed = f"{exc.strerror or exc} (after {self._good:,} bytes)"
-            self.lost += 1
-            try:
-                os.ftruncate(self._fd, self._good)   # no half row at the end
-            except OSError:
-                pass
-
-    def write(self, row: dict[str, object]) -> None:
-        line = self._line(row)
-        if self.failed is None and self._due(len(line.encode("utf-8"))):
-            self.rotate_now()
-        self._append(line)
-
-    def close(self) -> None:
-        if self._fd < 0:
-            return
-        try:
-            os.fsync(self._fd)
-        except OSError as exc:
-            self.failed = self.failed or f"{exc.strerror or exc} while closing"
-        finally:
-            os.close(self._fd)
-            self._fd = -1
+from edge_digits.vision.stable import STABLE_K, STABLE_N, StableLines, line_positions
 
 
 def draw_reading(image: np.ndarray, reading: FrameReading, fps: float, box_scale: float = 1.0,
