@@ -217,7 +217,8 @@ def best_trial(trials: list[TrialResult]) -> TrialResult | None:
 
 def _open_study(name: str, url: str, sampler_seed: int | None, attempts: int = 6) -> Any:
     """Create or load the study. Workers that start together on a new database race to create its tables
-    (PostgreSQL answers one of them with a unique-key violation); the loser waits a moment and loads."""
+    (PostgreSQL answers one of them with a unique-key violation, or, when both create the tables at once,
+    with DuplicateTable: "relation ... already exists"); the loser waits a moment and loads."""
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -226,7 +227,8 @@ def _open_study(name: str, url: str, sampler_seed: int | None, attempts: int = 6
             return optuna.create_study(study_name=name, storage=url, load_if_exists=True,
                                        directions=["maximize", "minimize"], sampler=_sampler(sampler_seed))
         except SQLAlchemyError as exc:
-            racing = "IntegrityError" in type(exc).__name__ and attempt + 1 < attempts
+            lost_race = "IntegrityError" in type(exc).__name__ or "already exists" in str(exc)
+            racing = lost_race and attempt + 1 < attempts
             if racing:
                 time.sleep(0.5 * (attempt + 1))
                 continue
