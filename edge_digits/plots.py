@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +34,14 @@ class _BenchResult(Protocol):
     def throughput_ips(self) -> float: ...
     @property
     def samples_ms(self) -> Sequence[float]: ...
+
+
+def missing() -> str | None:
+    """Why plots cannot be drawn here (matplotlib is not installed), or None: reports then skip their plots
+    and say so instead of failing (a Pi install without the ``plots`` extra)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return "the plots need matplotlib: pip install 'edge-digits[plots]'"
+    return None
 
 
 def _pyplot() -> Any:

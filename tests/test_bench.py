@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,16 @@ def test_cli_runs_without_a_meter_and_says_why(tmp_path: Path, mnist_cache: Path
     assert (tmp_path / "bench.json").exists() and not (tmp_path / "power.png").exists()
     bad = CliRunner().invoke(main, ["bench", "--threads", "0", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "positive integers" in bad.output
+
+
+def test_reports_without_matplotlib_skip_the_plots_and_say_why(report: bench.BenchReport, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Pi install has no matplotlib: bench writes its JSON and Markdown, and the CLI names the extra."""
+    from edge_digits import plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib now fails, as where it is absent
+    assert plots.missing() == "the plots need matplotlib: pip install 'edge-digits[plots]'"
+    files = bench.write_report(report, tmp_path)
+    assert {f.name for f in files} == {"bench.json", "bench.md"}
+    assert json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert not list(tmp_path.glob("*.png"))

@@ -93,6 +93,7 @@ def _robustness(given: tuple[str, ...], paths: list[Path], keras_models: tuple[P
                 as_json: bool, cache_dir: Path | None) -> None:
     import json
 
+    from edge_digits import plots
     from edge_digits.data import DataError, load_mnist
     from edge_digits.runtime import InferenceError
     from edge_digits.train import robustness
@@ -113,6 +114,8 @@ def _robustness(given: tuple[str, ...], paths: list[Path], keras_models: tuple[P
     if out is not None:
         files = robustness.write_report(report, out)
         click.echo(f"wrote {', '.join(f.name for f in files)} to {out}", err=True)
+        if (why := plots.missing()) is not None:
+            click.echo(f"note: no plots: {why}", err=True)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else robustness.report_markdown(report))
 
 
@@ -154,6 +157,7 @@ def bench(ctx: click.Context, models: tuple[str, ...], backends: tuple[str, ...]
         return
     import json
 
+    from edge_digits import plots
     from edge_digits.data import DataError
     from edge_digits.measure import bench as b
     from edge_digits.runtime import InferenceError
@@ -177,6 +181,8 @@ def bench(ctx: click.Context, models: tuple[str, ...], backends: tuple[str, ...]
     files = b.write_report(report, out)
     click.echo(b.markdown(report))
     click.echo("wrote " + ", ".join(str(f) for f in files))
+    if (why := plots.missing()) is not None:
+        click.echo(f"note: no plots: {why}", err=True)
 
 
 @bench.command("compare")

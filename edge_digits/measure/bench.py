@@ -279,12 +279,15 @@ def markdown(report: BenchReport, baseline: str = "seed-cnn_int8") -> str:
 
 
 def write_report(report: BenchReport, out: Path, baseline: str = "seed-cnn_int8") -> list[Path]:
-    """bench.json, bench.md and the plots into ``out``."""
+    """bench.json, bench.md and the plots into ``out`` (the plots only where matplotlib is installed:
+    ``plots.missing()`` says why not)."""
     from edge_digits import plots
 
     out = Path(out)
     files = [atomic_write_json(out / "bench.json", report.to_dict()),
              atomic_write_text(out / "bench.md", markdown(report, baseline))]
+    if plots.missing() is not None:
+        return files
     files.append(plots.latency_distribution(report.results, out / "latency.png"))
     files.append(plots.throughput(report.results, out / "throughput.png"))
     if report.power:

@@ -260,6 +260,8 @@ def write_report(report: RobustnessReport, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = [atomic_write_json(out / "robustness.json", report.to_dict()),
              atomic_write_text(out / "robustness.md", report_markdown(report))]
+    if plots.missing() is not None:   # the reports stand without their plots
+        return files
     for name, info in report.perturbations.items():
         series = {m.name: m.accuracy[name] for m in report.models if name in m.accuracy}
         if series:
