@@ -61,3 +61,19 @@ def parse_bytes(text: str) -> int:
         raise ValueError(f"{text!r} is not a size: write it as 24KB, 12k, 1MB or a number of bytes")
     unit = (found.group(2) or "b").lower()[0]
     return int(float(found.group(1)) * {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[unit])
+
+
+# The Content-Type of each kind of file a bundled web page is made of (serve's page, run --http's live view).
+WEB_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+             ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
+             ".ico": "image/x-icon"}
+
+
+def read_web_files(folder: Path) -> dict[str, tuple[bytes, str]]:
+    """The files of a bundled web page, read once at start-up so that no request touches the disk: each
+    plain file of a known type directly in ``folder``, by exact name, with its Content-Type (nothing else is
+    ever served, so no path can reach outside the folder)."""
+    if not folder.is_dir():
+        return {}
+    return {p.name: (p.read_bytes(), WEB_TYPES[p.suffix]) for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix in WEB_TYPES}

@@ -404,7 +404,7 @@ def test_openapi_served_as_in_repo(server: Server) -> None:
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert data == OPENAPI_PATH.read_bytes()
     assert set(json.loads(data)["paths"]) == {"/v1/classify", "/v1/read", "/healthz", "/v1/model", "/metrics",
-                                              "/openapi.json"}
+                                              "/openapi.json", "/", "/static/{name}"}
 
 
 def test_model_manifest(server: Server, model_path: Path) -> None:

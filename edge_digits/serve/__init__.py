@@ -14,8 +14,13 @@ Run it::
     EOF
     curl -s --data-binary @digit.png -H 'Content-Type: image/png' localhost:8080/v1/classify
 
-Endpoints (the OpenAPI document ``edge_digits/openapi.json`` is served as-is at ``/openapi.json``):
+Endpoints (the OpenAPI document ``edge_digits/serve/openapi.json`` is served as-is at ``/openapi.json``):
 
+* ``GET /`` -- a page for a browser, phone or desktop (``serve/static/``: plain HTML, CSS and JS, nothing
+  from elsewhere): read a photo (chosen or dropped; posted to ``/v1/read``, drawn with its boxes, the lines
+  listed as text) and draw a digit with mouse or finger (reduced as MNIST digits were made, posted to
+  ``/v1/classify`` as you draw, the digit and its ten scores shown). ``GET /static/NAME`` serves the page's
+  files, read once at start-up; any other name is a 404.
 * ``POST /v1/classify`` -- JSON ``{"images": [base64 of 784 raw uint8 pixels, ...]}``, or a PNG body
   (``Content-Type: image/png``, any size up to the limits, converted to grayscale and resized to 28x28
   with area averaging; it must already be white ink on black like MNIST).

@@ -1,5 +1,5 @@
-"""The HTTP application: routes, the model manifest, Prometheus metrics, and the photo reader behind
-``/v1/read``."""
+"""The HTTP application: routes, the model manifest, Prometheus metrics, the photo reader behind
+``/v1/read``, and the page (``/`` and ``/static/...``, files read once at start-up)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge_digits import __version__
+from edge_digits.fileio import WEB_TYPES, read_web_files
 from edge_digits.serve.batching import InterpreterPool, MicroBatcher
 from edge_digits.serve.config import ServeConfig
 from edge_digits.serve.http import HttpError, Request, Response, error_response, json_response
@@ -32,9 +33,40 @@ from edge_digits.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edge_digits.serve.metrics import Counter, Gauge, Histogram, Registry
 
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 READER_MISSING = "this server was started without a page reader"
+STATIC_PREFIX = "/static/"
 ROUTES = {"/healthz": ("GET",), "/v1/model": ("GET",), "/metrics": ("GET",), "/openapi.json": ("GET",),
-          "/v1/classify": ("POST",), "/v1/read": ("POST",)}
+          "/v1/classify": ("POST",), "/v1/read": ("POST",), "/": ("GET",), "/static": ("GET",)}
+# The page names its scripts and styles with ?v=<content hash> (rewritten at start-up), so they may be cached
+# for long while the page itself is revalidated: a new server's page never runs an old script.
+PAGE_CACHE = "no-cache"
+STATIC_CACHE = "public, max-age=86400"
+
+
+def route_of(path: str) -> str:
+    """The route a path belongs to (the metrics label): a key of ``ROUTES``, ``/static`` or ``other``."""
+    if path in ROUTES:
+        return path
+    return "/static" if path.startswith(STATIC_PREFIX) else "other"
+
+
+def load_static(folder: Path = STATIC_DIR) -> dict[str, Response]:
+    """The page's files as ready answers, by file name: read once, so no request touches the disk.
+
+    Only plain files of a known type directly in ``folder`` are served; in ``index.html`` each quoted reference
+    to ``static/NAME`` gets ``?v=`` and the first 12 hex digits of the file's SHA-256 (cache busting).
+    """
+    files = {name: data for name, (data, _) in read_web_files(folder).items()}
+    page = files.get("index.html")
+    if page is not None:
+        for name, data in files.items():
+            version = hashlib.sha256(data).hexdigest()[:12]
+            page = page.replace(f'static/{name}"'.encode(), f'static/{name}?v={version}"'.encode())
+        files["index.html"] = page
+    return {name: Response(200, data, WEB_TYPES[Path(name).suffix],
+                           (("Cache-Control", PAGE_CACHE if name == "index.html" else STATIC_CACHE),))
+            for name, data in files.items()}
 
 
 class PhotoReader(Protocol):
@@ -107,6 +139,7 @@ class App:
         self.worker = str(worker)
         self.peer_dir = peer_dir     # with several workers: where each one leaves its metrics every second
         self.openapi = OPENAPI_PATH.read_bytes()
+        self.static = load_static()
         self.manifest = model_manifest(config.model, engine, config)
         self.manifest_body = json.dumps(self.manifest).encode()
         r = self.registry = Registry()
@@ -143,12 +176,13 @@ class App:
         self.m_conns.set(self.worker, value=self.connections)
 
     def record(self, route: str, status: int, t0: float) -> None:
-        route = route if route in ROUTES else "other"
+        route = route_of(route)
         self.m_requests.inc(self.worker, route, str(status))
         self.m_latency.observe(time.perf_counter() - t0, self.worker, route)
 
     def handle(self, req: Request) -> Response | asyncio.Future[Response]:
-        allowed = ROUTES.get(req.path)
+        route = route_of(req.path)
+        allowed = ROUTES.get(route)
         if allowed is None:
             raise HttpError(404, f"no route {req.path}; see /openapi.json")
         if req.method not in allowed:
@@ -163,7 +197,18 @@ class App:
             return Response(200, self.registry.render(self.peer_samples()).encode(), METRICS_CONTENT_TYPE)
         if req.path == "/v1/model":
             return Response(200, self.manifest_body)
+        if route == "/":
+            return self.static_file("index.html")
+        if route == "/static":
+            return self.static_file(req.path[len(STATIC_PREFIX):])
         return Response(200, self.openapi)
+
+    def static_file(self, name: str) -> Response:
+        """One of the page's files by its exact name (so no ``..``, no subfolder, nothing read from disk)."""
+        resp = self.static.get(name)
+        if resp is None:
+            raise HttpError(404, f"no static file {name[:100]!r}")
+        return resp
 
     def publish_samples(self) -> None:
         """Leave this worker's metrics where the other workers read them (``/metrics`` shows all workers)."""
