@@ -15,7 +15,7 @@ DEMO_OUT ?= out/demo
 # PostgreSQL for the test of `edge-digits tune` workers sharing one study, systemd for `systemd-analyze verify`
 # of the unit `edge-digits service-unit` writes.
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang libclang-rt-14-dev valgrind wrk \
-                postgresql systemd
+                postgresql systemd mosquitto chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup setup-system data demo test test-fast lint typecheck clean
@@ -33,7 +33,7 @@ setup-system:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[train,micro,dev,tune,onnx]"
+	$(BIN)/python -m pip install --quiet -e ".[train,micro,dev,tune,onnx,mqtt]"
 	touch $@
 
 data: setup

@@ -127,3 +127,42 @@ def rejector():
     from edge_digits.vision.reject import load_rejector
 
     return load_rejector()
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+SCREENSHOTS = os.environ.get("EDGE_DIGITS_SCREENSHOTS")   # a folder: the browser tests leave their pages there
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium driven by selenium (both from `make setup`), offline: no driver download.
+
+    Skipped where Chromium is missing, except in CI, where a missing browser fails the test.
+    """
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        if os.environ.get("CI"):
+            pytest.fail("Chromium and chromedriver are missing: make setup installs chromium and chromium-driver")
+        pytest.skip("Chromium is not installed (make setup installs it)")
+    os.environ.setdefault("SE_OFFLINE", "true")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1200,900", "--force-device-scale-factor=1"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def save_screenshot(driver: object, name: str) -> None:
+    """Write the page as ``name`` into ``$EDGE_DIGITS_SCREENSHOTS`` when it is set (docs/img for the docs)."""
+    if SCREENSHOTS:
+        folder = Path(SCREENSHOTS)
+        folder.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(folder / name))  # type: ignore[attr-defined]

@@ -20,7 +20,8 @@ from edge_digits.cli.common import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from edge_digits.vision.reader import DigitClassifier
+    from edge_digits.vision.runloop import RunObserver
 
 
 @main.command("run")
@@ -48,13 +49,25 @@ if TYPE_CHECKING:
               help="Write the annotated frames as a video (.avi or .mp4).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (q or Esc ends the run).")
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
+@click.option("--max-fps", type=click.FloatRange(0.1), default=None,
+              help="Read at most this many frames a second (play a video or the demo clip at camera speed).")
+@click.option("--demo-frames", type=click.IntRange(1), default=60, show_default=True,
+              help="Length of the demo clip (read when there is no source and no camera).")
+@click.option("--http", "http_address", default=None, metavar="[HOST:]PORT",
+              help="Serve a live view (annotated video, settled strings, FPS, latency) on this address; "
+                   "127.0.0.1 unless a HOST is given (0.0.0.0: every interface).")
+@click.option("--http-fps", type=click.FloatRange(0.5, 60), default=10.0, show_default=True,
+              help="Most video frames a second the live view encodes (only while someone watches).")
+@click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST[:PORT]/TOPIC",
+              help="Publish each settled reading as JSON to an MQTT broker (needs edge-digits[mqtt]).")
 @page_options
 @with_model_options
 @with_power_options
 def run(camera: str | None, video: Path | None, images: str | None, rotate: str, as_json: bool, quiet: bool,
         log: Path | None,
         log_every: str, log_rotate: str | None, log_keep: int, disk_full: str, save_frames: Path | None,
-        save_video: Path | None, show: bool, max_frames: int | None, page: str, reject: str,
+        save_video: Path | None, show: bool, max_frames: int | None, max_fps: float | None, demo_frames: int,
+        http_address: str | None, http_fps: float, mqtt_url: str | None, page: str, reject: str,
         stable: tuple[int, int], model: Path | None, backend: str, threads: int, power_meter: str, i2c_bus: int,
         i2c_address: int, shunt_ohms: float) -> None:
     """Read handwritten digits from a camera, a video or images (no source, no camera: the demo clip).
@@ -84,7 +97,7 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
         spec = (cam.parse_camera(camera) if camera is not None
                 else cam.SourceSpec("video", str(video)) if video is not None
                 else cam.SourceSpec("images", images) if images is not None else None)
-        source = cam.open_source(spec)
+        source = cam.open_source(spec, demo_frames=demo_frames)
     except cam.CameraError as exc:
         raise EdgeDigitsError(str(exc)) from exc
     clf = load_digit_classifier(model, backend, threads)
@@ -117,12 +130,14 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
     options = RunOptions(rotate=int(rotate) if rotate != "auto" else "auto", page=page_mode, stable_k=k,
                          stable_n=n, max_frames=max_frames, log=log, log_every=log_every, log_max_bytes=max_bytes,
                          log_daily=daily, log_keep=log_keep, stop_on_disk_error=disk_full == "stop",
-                         save_frames=save_frames, save_video=save_video, show=show)
+                         save_frames=save_frames, save_video=save_video, show=show, max_fps=max_fps)
     meter = open_meter_or_warn(power_meter, i2c_bus, i2c_address, shunt_ohms)
+    observers = _start_observers(http_address, http_fps, mqtt_url, source.name, clf,
+                                 meter.name if meter is not None else None)
     try:
         summary = run_reader(source, clf, options, on_frame=on_frame,
                              on_warning=lambda msg: click.echo(f"warning: {msg}", err=True), meter=meter,
-                             rejector=rejector)
+                             rejector=rejector, observers=observers)
     except cam.CameraError as exc:
         found = ", ".join(cam.list_cameras()) or "no cameras"
         raise EdgeDigitsError(f"{exc}\nsources here: {found}; --video FILE; --images PATH_OR_GLOB; "
@@ -155,12 +170,50 @@ def run(camera: str | None, video: Path | None, images: str | None, rotate: str,
         lost = f" ({summary.log_rows_lost} rows not written: {summary.log_failed})" if summary.log_failed else ""
         turned = f", rotated {summary.log_rotations} times" if summary.log_rotations else ""
         click.echo(f"log: {summary.log}{lost}{turned}", err=True)
+    for name, figures in summary.observers.items():
+        click.echo(f"{name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()), err=True)
     if summary.frames_lost:
         click.echo(f"saved frames: {summary.frames_lost} could not be written", err=True)
     if summary.video_stopped:
         click.echo("video: stopped early, the disk was nearly full (what it holds plays)", err=True)
     if summary.stopped_by is not None:   # the shell's convention: 128 + the signal's number
         click.get_current_context().exit({"SIGINT": 130, "SIGTERM": 143}.get(summary.stopped_by, 1))
+
+
+def _start_observers(http_address: str | None, http_fps: float, mqtt_url: str | None, source: str,
+                     clf: DigitClassifier, meter: str | None) -> list[RunObserver]:
+    """The live view and the MQTT publisher the options ask for, started (an error in either stops both).
+    Each module is imported only when its option is given."""
+    observers: list[RunObserver] = []
+    info: dict[str, object] = {
+        "source": source, "model": Path(str(getattr(clf, "model_path", "model"))).name,
+        "backend": str(getattr(clf, "backend", "?")), "delegate": str(getattr(clf, "delegate", "")),
+        "power_meter": meter}
+    try:
+        if http_address is not None:
+            from edge_digits.live.view import LiveViewError, start_live_view
+
+            try:
+                view = start_live_view(http_address, max_fps=http_fps, info=info)
+            except LiveViewError as exc:
+                raise EdgeDigitsError(str(exc)) from exc
+            observers.append(view)
+            click.echo(f"live view: {view.url}", err=True)
+        if mqtt_url is not None:
+            from edge_digits.live.mqtt import MqttError, start_publisher
+
+            try:
+                publisher = start_publisher(mqtt_url, source=source,
+                                            on_warning=lambda msg: click.echo(f"warning: {msg}", err=True))
+            except MqttError as exc:
+                raise EdgeDigitsError(str(exc)) from exc
+            observers.append(publisher)
+            click.echo(f"mqtt: publishing settled readings to {publisher.describe()}", err=True)
+    except EdgeDigitsError:
+        for observer in observers:
+            observer.close()
+        raise
+    return observers
 
 
 @main.command("eval-photos")

@@ -14,9 +14,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -61,6 +62,41 @@ def draw_reading(image: np.ndarray, reading: FrameReading, fps: float, box_scale
     return out
 
 
+@dataclass(frozen=True)
+class LiveFrame:
+    """One read frame as an observer gets it: the source frame (and its display stream, where the source has
+    one), the reading, the settled strings (None on image files), the frame's record and the current FPS.
+    ``annotate`` draws the annotated view; observers call it in their own thread, only when they need it."""
+
+    frame: np.ndarray
+    display: np.ndarray | None
+    reading: FrameReading
+    stable: list[str] | None
+    record: dict[str, object]
+    fps: float
+
+    def annotate(self) -> np.ndarray:
+        base = self.display if self.display is not None else self.frame
+        return draw_reading(base, self.reading, self.fps, base.shape[1] / self.frame.shape[1], self.stable)
+
+
+class RunObserver(Protocol):
+    """Something that follows a run as it goes (the live web view, the MQTT publisher): it gets every frame
+    from the loop and must return at once (a slow consumer drops frames, it never slows the reading)."""
+
+    name: str
+
+    def wants_display(self) -> bool:
+        """True while it would show the source's full display stream (picamera2's ``main``): someone watches."""
+        ...
+
+    def frame(self, live: LiveFrame) -> None: ...
+
+    def close(self) -> dict[str, object]:
+        """Stop, and say what happened (figures for the run summary)."""
+        ...
+
+
 @dataclass
 class RunOptions:
     """How ``run`` reads, logs and shows; defaults read until the source ends, with no output files."""
@@ -83,6 +119,7 @@ class RunOptions:
     retries: int = 5
     backoff_s: float = 0.5
     backoff_max_s: float = 8.0
+    max_fps: float | None = None      # pace the source: at most this many frames a second (video, demo clip)
 
 
 @dataclass
@@ -116,6 +153,7 @@ class RunSummary:
     log: str | None = None
     power_readings: int = 0
     power_sum_w: float = 0.0
+    observers: dict[str, dict[str, object]] = dataclasses.field(default_factory=dict)   # each observer's figures
 
     @property
     def mean_power_w(self) -> float | None:
@@ -353,7 +391,7 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
         on_frame: Callable[[dict[str, object]], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep, meter: PowerMeter | None = None,
-        rejector: Rejector | None = None) -> RunSummary:
+        rejector: Rejector | None = None, observers: Sequence[RunObserver] = ()) -> RunSummary:
     """Read frames from ``source`` until it ends, ``max_frames`` or Ctrl-C; returns what happened.
 
     Each frame is read by a :class:`reader.FrameReader` (the page found and
@@ -368,7 +406,10 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
     are flushed and closed however the run ends, Ctrl-C and SIGTERM included
     (``stopped_by`` says which). With a
     power ``meter``, each frame's record and log row carry ``power_w``, read
-    as the frame ends.
+    as the frame ends. Each of ``observers`` gets every frame as a
+    :class:`LiveFrame` and is closed when the run ends; what each says on
+    closing is in ``summary.observers``. ``options.max_fps`` paces the
+    source (frames no closer than 1/max_fps seconds, waited with ``sleep``).
     """
     options = options if options is not None else RunOptions()
     warn = on_warning or (lambda msg: None)
@@ -397,6 +438,8 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
         source.open()
         while not stop.requested and (options.max_frames is None or summary.frames < options.max_frames):
             t0 = time.perf_counter()
+            if observers:
+                source.want_display = outputs.wanted or any(o.wants_display() for o in observers)
             try:
                 frame = source.read()
             except FrameError as exc:
@@ -469,6 +512,14 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
             summary.pages_found += reading.page is not None
             if on_frame is not None:
                 on_frame(record)
+            if observers:
+                live_frame = LiveFrame(frame, source.display, reading, stable, record, fps)
+                for observer in observers:
+                    observer.frame(live_frame)
+            if options.max_fps:
+                wait = t0 + 1.0 / options.max_fps - time.perf_counter()
+                if wait > 0:
+                    sleep(wait)
     except KeyboardInterrupt:
         summary.interrupted, summary.stopped_by = True, "SIGINT"
     finally:
@@ -479,6 +530,8 @@ def run(source: FrameSource, classifier: DigitClassifier, options: RunOptions | 
         summary.page_detections = reader.tracker.detections
         source.close()
         outputs.close()
+        for observer in observers:
+            summary.observers[observer.name] = observer.close()
         summary.frames_lost = outputs.frames_lost
         summary.video_stopped = outputs.video_stopped
         if log is not None:
