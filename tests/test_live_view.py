@@ -23,7 +23,8 @@ import pytest
 from edge_digits.live import view as live_view
 from edge_digits.live.view import LiveView, LiveViewError, parse_address, start_live_view
 from edge_digits.vision.camera import DemoClipSource
-from edge_digits.vision.runloop import LiveFrame, RunOptions, run
+from edge_digits.vision.observe import LiveFrame
+from edge_digits.vision.runloop import RunOptions, run
 
 REPO = Path(__file__).resolve().parents[1]
 INFO: dict[str, object] = {"source": "demo:0", "model": "standard_int8.tflite", "backend": "litert",

@@ -27,8 +27,8 @@ from click.testing import CliRunner
 from edge_digits.cli import main
 from edge_digits.live import mqtt
 from edge_digits.live.mqtt import MqttError, MqttTarget, parse_mqtt_url, reading_payload, start_publisher
+from edge_digits.vision.observe import LiveFrame
 from edge_digits.vision.reader import Digit, FrameReading
-from edge_digits.vision.runloop import LiveFrame
 from edge_digits.vision.segment import Box
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")

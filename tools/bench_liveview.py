@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from edge_digits.vision.observe import RunObserver
     from edge_digits.vision.reader import DigitClassifier
     from edge_digits.vision.reject import Rejector
-    from edge_digits.vision.runloop import RunObserver
 
 CONFIGS = {"a": "no live view", "b": "live view, no viewers", "c": "20 SSE + 5 MJPEG + 1 stalled"}
 

@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cv2.setNumThreads(1)
     from edge_digits.vision.demo import DemoClip
+    from edge_digits.vision.observe import draw_reading
     from edge_digits.vision.reader import load_classifier, read_frame
-    from edge_digits.vision.runloop import draw_reading
 
     clf = load_classifier(args.model, backend=args.backend, threads=1)
     clip = DemoClip(seed=args.seed, sheets=3)

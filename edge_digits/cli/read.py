@@ -20,8 +20,8 @@ from edge_digits.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from edge_digits.vision.observe import RunObserver
     from edge_digits.vision.reader import DigitClassifier
-    from edge_digits.vision.runloop import RunObserver
 
 
 @main.command("run")

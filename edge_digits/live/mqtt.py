@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
+from edge_digits.vision.observe import LiveFrame
 from edge_digits.vision.reader import Digit, FrameReading
-from edge_digits.vision.runloop import LiveFrame
 
 DEFAULT_PORT = 1883
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30   # paho's back-off after a lost or failed connection (whole seconds)

@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 from edge_digits.fileio import read_web_files
-from edge_digits.vision.runloop import LiveFrame
+from edge_digits.vision.observe import LiveFrame
 
 STATIC = Path(__file__).with_name("static")
 SEND_TIMEOUT_S = 3.0      # a streaming client that takes no bytes for this long is dropped
