@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pytest
 
 from edge_digits.flatbuffer import summarize_model
@@ -56,3 +57,18 @@ def test_model_lookup() -> None:
     assert resolve_model("micro") == bundled_model("micro")
     with pytest.raises(ModelNotFound, match="choose from standard, micro"):
         bundled_model("huge")
+
+
+def test_the_delegate_reported_is_the_one_that_runs() -> None:
+    """The delegate comes from the interpreter's execution plan: XNNPACK when it replaced the builtin
+    kernels, the builtin kernels when the default delegates are turned off (not a label from the dtype)."""
+    pytest.importorskip("ai_edge_litert")
+    from edge_digits.runtime import Classifier
+    from edge_digits.runtime.interpreter import InterpreterSession
+
+    path = bundled_model("standard")
+    assert Classifier(path, backend="litert").delegate == "XNNPACK"
+    plain = InterpreterSession("litert", path, 1, default_delegates=False)
+    assert plain.delegate == "builtin kernels"
+    x = np.zeros((3, 28, 28, 1), np.int8)
+    assert plain.run(x).shape == (3, 10)

@@ -31,16 +31,37 @@ def interpreter_class(backend: str) -> Any:
     return importlib.import_module(MODULES[backend]).Interpreter
 
 
+def _resolver_types(backend: str) -> Any:
+    """The interpreter module's ``OpResolverType`` enum (which kernels and default delegates it uses)."""
+    if backend == "tensorflow":
+        return importlib.import_module("tensorflow").lite.experimental.OpResolverType
+    return importlib.import_module(MODULES[backend]).OpResolverType
+
+
+def delegate_in_use(interp: Any) -> str:
+    """What runs the model, read back from the interpreter's execution plan: "XNNPACK" when a delegate node
+    replaced the builtin kernels (the default delegate of these interpreters), else "builtin kernels"."""
+    try:
+        ops = interp._get_ops_details()
+    except AttributeError:   # an interpreter without the introspection call: say so rather than guess
+        return "unknown"
+    return "XNNPACK" if any(op.get("op_name") == "DELEGATE" for op in ops) else "builtin kernels"
+
+
 class InterpreterSession:
     """A ``.tflite`` model in a TFLite interpreter; models with a fixed batch of 1 run image by image."""
 
-    def __init__(self, backend: str, path: Path, threads: int) -> None:
+    def __init__(self, backend: str, path: Path, threads: int, default_delegates: bool = True) -> None:
         try:
             cls = interpreter_class(backend)
         except ImportError as exc:
             raise InferenceError(f"backend {backend} is not installed: {exc}") from exc
+        kwargs: dict[str, Any] = {}
+        if not default_delegates:   # the builtin kernels only (XNNPACK is applied by default)
+            kwargs["experimental_op_resolver_type"] = _resolver_types(backend).BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self._interp = cls(model_path=str(path), num_threads=threads)
+            self._interp = cls(model_path=str(path), num_threads=threads, **kwargs)
+            self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InferenceError(f"cannot load {path}: {exc}") from exc
         inp, out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
@@ -52,8 +73,8 @@ class InterpreterSession:
                                   int(out["quantization"][1]))
         signature = inp.get("shape_signature", inp["shape"])
         self.dynamic_batch = int(signature[0]) == -1
-        self._batch = 0
-        self.delegate = "XNNPACK" if self.input.dtype in (np.int8, np.float32) else "builtin kernels"
+        self._batch = int(self.input_shape[0])
+        self.delegate = delegate_in_use(self._interp)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         if self.dynamic_batch:
