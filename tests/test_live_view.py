@@ -297,6 +297,25 @@ def test_unknown_paths_are_404_json(view: LiveView, path: str) -> None:
     assert "error" in answer.json()
 
 
+@pytest.mark.parametrize(("host", "status"), [("localhost", 200), ("127.0.0.1", 200), ("evil.example", 421),
+                                            ("192.168.1.20", 421)])
+def test_on_loopback_only_requests_for_localhost_are_answered(view: LiveView, frames: list[LiveFrame],
+                                                              host: str, status: int) -> None:
+    """A page elsewhere that rebinds its own name to 127.0.0.1 sends its own Host: it gets 421, not the
+    readings."""
+    view.frame(frames[0])
+    conn = http.client.HTTPConnection(view.host, view.port, timeout=10)
+    try:
+        conn.request("GET", "/reading", headers={"Host": f"{host}:{view.port}"})
+        r = conn.getresponse()
+        body = r.read()
+    finally:
+        conn.close()
+    assert r.status == status, body
+    if status == 421:
+        assert b"--http 0.0.0.0" in body
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"])
 def test_other_methods_are_405_with_allow(view: LiveView, method: str) -> None:
     answer = request(view, "/reading", method=method, body=b"{}" if method in ("POST", "PUT") else None)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import ipaddress
 import json
 import selectors
 import socket
@@ -185,6 +186,33 @@ class _Server(ThreadingHTTPServer):
             self.view.handler_errors += 1   # mostly viewers that left mid-answer; never printed
 
 
+def _host_allowed(bound: str, host_header: str | None) -> bool:
+    """On a loopback address, only requests that name a loopback host (``Host: localhost:8000``,
+    ``127.0.0.1``, ``[::1]``): a web page elsewhere cannot read the view through DNS rebinding. On any
+    other address (``0.0.0.0``, a LAN address) every Host is served.
+
+    >>> _host_allowed("127.0.0.1", "localhost:8000"), _host_allowed("127.0.0.1", "evil.example:8000")
+    (True, False)
+    >>> _host_allowed("0.0.0.0", "evil.example"), _host_allowed("::1", "[::1]:80")
+    (True, True)
+    """
+    try:
+        if not ipaddress.ip_address(bound).is_loopback:
+            return True
+    except ValueError:
+        return True
+    if not host_header:
+        return True   # HTTP/1.0 clients send no Host; a browser always does
+    name = host_header.strip()
+    name = name[1:name.index("]")] if name.startswith("[") and "]" in name else name.rsplit(":", 1)[0]
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class _Handler(BaseHTTPRequestHandler):
     """One connection: routes GET and HEAD, answers everything else 405, errors as JSON."""
 
@@ -210,6 +238,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{self.command} is not allowed here; "
                                                             "the live view answers GET and HEAD"},
                             (("Allow", "GET, HEAD"),))
+            return False
+        if not _host_allowed(self.view.host, self.headers.get("Host")):
+            self._drain()
+            self._send_json(HTTPStatus.MISDIRECTED_REQUEST, {
+                "error": "this live view listens on the loopback address and answers only requests for "
+                         "localhost; to watch from another machine start run with --http 0.0.0.0:PORT"})
             return False
         return True
 
