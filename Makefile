@@ -13,9 +13,12 @@ DEMO_OUT ?= out/demo
 # Debian packages: the Cortex-M toolchain and newlib, QEMU for the boards, clang + libFuzzer for the
 # protocol fuzzer, valgrind for instruction counts, wrk for the HTTP load test (tools/loadtest.py),
 # PostgreSQL for the test of `edge-digits tune` workers sharing one study, systemd for `systemd-analyze verify`
-# of the unit `edge-digits service-unit` writes.
+# of the unit `edge-digits service-unit` writes; the Linux cross compilers for 64-bit and 32-bit ARM (with
+# their static libc) and qemu-user, to run the native engine as a Pi would (tests/test_native_arm.py).
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang libclang-rt-14-dev valgrind wrk \
-                postgresql systemd mosquitto chromium chromium-driver
+                postgresql systemd mosquitto chromium chromium-driver \
+                gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross \
+                qemu-user-static
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup setup-system data demo test test-fast lint typecheck clean

@@ -56,7 +56,7 @@ def summarize_model(model: bytes) -> ModelSummary:
     try:
         import tflite
     except ImportError as exc:
-        raise ModelFileError("reading flatbuffers needs the tflite schema package: pip install 'edge-digits[micro]'") \
+        raise ModelFileError("reading flatbuffers needs the tflite schema package: pip install tflite") \
             from exc
     if len(model) < 8 or model[4:8] != b"TFL3":
         raise ModelFileError("not a TFLite flatbuffer: the file identifier 'TFL3' is missing at byte 4")

@@ -30,6 +30,23 @@ def mnist(mnist_cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return data.load_mnist(mnist_cache, fetch=False)
 
 
+@pytest.fixture(scope="session")
+def tflm_golden():
+    """TFLM's int8 outputs (its reference kernels, the oracle of every engine test) for a model on raw int8
+    images, computed once per model and image set in a session: ``golden(model_path, images)``."""
+    computed: dict[tuple[str, str], np.ndarray] = {}
+
+    def golden(model: Path, images: np.ndarray) -> np.ndarray:
+        key = (str(model), hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest())
+        if key not in computed:
+            from edge_digits.runtime.tflm import TflmModel
+
+            computed[key] = TflmModel(model.read_bytes()).invoke_raw(images)
+        return computed[key]
+
+    return golden
+
+
 @dataclass
 class TinySet:
     """A made-up MNIST-shaped dataset with its own checksums and label counts."""

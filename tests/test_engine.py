@@ -25,9 +25,9 @@ tflite_micro = pytest.importorskip("tflite_micro")
 pytest.importorskip("tflite")
 
 from edge_digits import int8  # noqa: E402
-from edge_digits.firmware import cgen, plan, quant  # noqa: E402
-from edge_digits.firmware.generate import GenerateResult, generate  # noqa: E402
-from edge_digits.firmware.graph import UnsupportedModelError, read_graph  # noqa: E402
+from edge_digits.engine import cgen, plan, quant  # noqa: E402
+from edge_digits.engine.generate import GenerateResult, generate  # noqa: E402
+from edge_digits.engine.graph import UnsupportedModelError, read_graph  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = ROOT / "firmware" / "host" / "ed_host.c"

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_digits.firmware.generate import generate  # noqa: E402
+from edge_digits.engine.generate import generate  # noqa: E402
 
 BENCH_C = ROOT / "firmware" / "host" / "ed_bench.c"
 TFLM_INVOKE = "tflite::micro::MicroInterpreter::Invoke()"

@@ -73,6 +73,7 @@ def main() -> None:
 
 # the runtime registry (it imports neither numpy nor an interpreter, so `--help` stays light)
 BACKEND_CHOICES = list(runtime_registry.CHOICES)
+SERVE_BACKEND_CHOICES = list(runtime_registry.SERVE_CHOICES)
 cache_option = click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -142,10 +143,11 @@ MODEL_OPTIONS = [
     click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="An int8 .tflite (or .onnx) digit model, or standard/micro (default: standard)."),
     click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
-                 help="Interpreter: auto tries ai-edge-litert, then tflite-runtime, then tensorflow.lite "
-                      "(onnxruntime for an .onnx model)."),
+                 help="Interpreter: auto tries ai-edge-litert, then tflite-runtime, then tensorflow.lite, then "
+                      "native (the generated C engine, compiled with the system C compiler on first use; "
+                      "onnxruntime for an .onnx model)."),
     click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
-                 help="Interpreter threads (XNNPACK)."),
+                 help="Interpreter threads (XNNPACK; the native engine runs one)."),
 ]
 
 

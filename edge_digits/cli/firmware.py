@@ -32,8 +32,8 @@ def _default_fw_out(target: str, board: str | None) -> Path:
 
 
 def _build(target: str, model: Path | None, out: Path | None, board: str | None, opt: str) -> FirmwareBuild:
+    from edge_digits.engine.graph import UnsupportedModelError
     from edge_digits.firmware.build import FirmwareBuildError, build_firmware
-    from edge_digits.firmware.graph import UnsupportedModelError
 
     try:
         return build_firmware(target, resolve_model_arg(model, "micro"), out or _default_fw_out(target, board),
@@ -49,8 +49,8 @@ def _build(target: str, model: Path | None, out: Path | None, board: str | None,
               help="Folder to write model.c, model.h, the kernel sources and summary.json into (replaced).")
 def firmware_generate(model: str, out_dir: Path) -> None:
     """Write C code for MODEL (.tflite, or standard/micro): weights in flash, one static scratch buffer, ed_invoke()."""
-    from edge_digits.firmware.generate import generate
-    from edge_digits.firmware.graph import UnsupportedModelError
+    from edge_digits.engine.generate import generate
+    from edge_digits.engine.graph import UnsupportedModelError
 
     try:
         result = generate(resolve_model_arg(model, "micro"), out_dir)

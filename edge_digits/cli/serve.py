@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from edge_digits.cli.common import EdgeDigitsError, main, resolve_model_arg
+from edge_digits.cli.common import SERVE_BACKEND_CHOICES, EdgeDigitsError, main, resolve_model_arg
 
 if TYPE_CHECKING:
     pass
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
               help="TCP port (0: any free one).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes sharing the port with SO_REUSEPORT, each with its own interpreters.")
-@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime"]), default="auto", show_default=True,
-              help="Interpreter (serving never imports TensorFlow).")
+@click.option("--backend", type=click.Choice(SERVE_BACKEND_CHOICES), default="auto", show_default=True,
+              help="Interpreter, or native (the generated C engine); serving never imports TensorFlow.")
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="Interpreter threads.")
 @click.option("--max-batch", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Images per interpreter call, and per /v1/classify request.")

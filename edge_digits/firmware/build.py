@@ -104,7 +104,7 @@ def elf_sections(elf: Path) -> dict[str, int]:
 
 def build_firmware(target: str, model: Path, out: Path, board: str | None = None, opt: str = "-Os") -> FirmwareBuild:
     """Build ``model`` for ``target`` into ``out`` (firmware.elf, firmware.bin, build.json)."""
-    from edge_digits.firmware.generate import generate
+    from edge_digits.engine.generate import generate
 
     if target not in TARGETS:
         raise FirmwareBuildError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")

@@ -2,7 +2,9 @@
 
 One module per backend (``interpreter``: ai-edge-litert, tflite-runtime and
 ``tensorflow.lite``; ``tflm``: the TFLM reference interpreter; ``onnx``:
-onnxruntime), each opening a model into a ``base.Session``; ``registry`` is
+onnxruntime; ``native``: the C engine of ``edge_digits.engine`` compiled for
+this machine by ``compiler``'s C compiler and called through ctypes), each
+opening a model into a ``base.Session``; ``registry`` is
 the one list of them that the CLI reads; ``classifier.Classifier`` runs any
 of them on uint8 images. Importing this package is cheap: the classifier
 (and numpy) load on first use of a name below.

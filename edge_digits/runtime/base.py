@@ -8,6 +8,8 @@ backends without loading either.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -52,7 +54,9 @@ def check_contract(name: str, input_shape: tuple[int, ...], output_shape: tuple[
 class Session(Protocol):
     """A model loaded by one backend: ``run`` maps the input tensor (N, 28, 28, 1), already quantized for
     int8 models, to the raw output tensor (N, classes). ``dynamic_batch``: one call takes any N (else the
-    session runs image by image)."""
+    session runs image by image). A session may also set ``resize_free = True`` (not part of the protocol,
+    read with ``getattr``): any N runs with nothing to reallocate, so a caller need not keep one session per
+    batch size or pad batches to those sizes (the native engine)."""
 
     input: TensorQuant
     output: TensorQuant
@@ -67,14 +71,25 @@ class Session(Protocol):
 @dataclass(frozen=True)
 class Backend:
     """One way to run a model: its name on the command line, the Python module whose presence makes it
-    available, the file type it runs, what installs it, and ``opener`` ("module:function"), the function
-    that loads a model into a ``Session``, imported only when a model is opened."""
+    available (None: none), the file type it runs, what installs it, and ``opener`` ("module:function"),
+    the function that loads a model into a ``Session``, imported only when a model is opened.
+
+    ``probe``, when given, is a further check of availability that is no Python module (the native
+    backend's C compiler on PATH); it must be cheap and must not import numpy.
+    """
 
     name: str
-    module: str
+    module: str | None
     suffix: str
     install: str
     opener: str
+    probe: Callable[[], bool] | None = None
+
+    def available(self) -> bool:
+        """Whether this backend can run here: its module is installed and its probe (if any) agrees."""
+        if self.module is not None and importlib.util.find_spec(self.module) is None:
+            return False
+        return self.probe is None or self.probe()
 
     def open(self, path: Path, threads: int) -> Session:
         module, function = self.opener.split(":")

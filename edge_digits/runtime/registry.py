@@ -1,13 +1,13 @@
 """The one list of runtime backends: the CLI's ``--backend`` choices, ``auto``'s order and what each needs.
 
 A new backend is one module with an ``open_model(path, threads)`` that
-returns a ``Session``, and one entry here.
+returns a ``Session``, and one entry here. Nothing here imports numpy, so
+``--help`` and the list of backends stay light.
 """
 
 from __future__ import annotations
 
-import importlib.util
-
+from edge_digits.runtime import compiler
 from edge_digits.runtime.base import Backend, InferenceError
 
 _INTERPRETER = "edge_digits.runtime.interpreter"
@@ -20,27 +20,35 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
             "edge_digits.runtime.tflm:open_model"),
     Backend("onnxruntime", "onnxruntime", ".onnx", "pip install 'edge-digits[onnx]'",
             "edge_digits.runtime.onnx:open_model"),
+    # the generated C engine, compiled for this machine on first use: what it needs is a C compiler on PATH
+    # (the probe); its one Python module, the tflite schema package, is a dependency of edge-digits
+    Backend("native", "tflite", ".tflite", "apt install gcc (or set $CC to a C compiler)",
+            "edge_digits.runtime.native:open_model", probe=compiler.available),
 )}
 CHOICES = ("auto", *BACKENDS)
-AUTO_ORDER = ("litert", "tflite-runtime", "tensorflow")   # the TFLite interpreters ``auto`` tries for .tflite
+# ``auto`` for .tflite: the TFLite interpreters first, then the native engine (a Pi without a TFLite wheel)
+AUTO_ORDER = ("litert", "tflite-runtime", "tensorflow", "native")
+# what ``serve`` offers: the .tflite runners made for serving, never TensorFlow
+SERVE_CHOICES = ("auto", "litert", "tflite-runtime", "native")
 
 
 def available_backends() -> list[str]:
-    """The backends whose module is installed here, in registry order (TensorFlow is only probed)."""
-    return [name for name, b in BACKENDS.items() if importlib.util.find_spec(b.module) is not None]
+    """The backends that can run here, in registry order: their module is installed and their probe agrees
+    (TensorFlow is only probed, never imported)."""
+    return [name for name, b in BACKENDS.items() if b.available()]
 
 
 def resolve_backend(backend: str = "auto", suffix: str = ".tflite") -> str:
     """The backend to use: ``backend`` itself, or for ``auto`` onnxruntime for ``.onnx`` files and the first
-    installed TFLite interpreter otherwise."""
+    available of ``AUTO_ORDER`` otherwise."""
     if backend not in CHOICES:
         raise InferenceError(f"unknown backend {backend!r}: choose from {', '.join(CHOICES)}")
     if backend != "auto":
         return backend
     if suffix == ".onnx":
         return "onnxruntime"
-    found = available_backends()
     for name in AUTO_ORDER:
-        if name in found:
+        if BACKENDS[name].available():
             return name
-    raise InferenceError("no TFLite interpreter is installed: pip install ai-edge-litert (or tflite-runtime on a Pi)")
+    raise InferenceError("no TFLite interpreter is installed and no C compiler for the native engine: "
+                         "pip install ai-edge-litert (or tflite-runtime on a Pi), or apt install gcc")

@@ -116,7 +116,7 @@ def model_manifest(model: Path, engine: InterpreterPool, config: ServeConfig) ->
 
         s = summarize_model(data)
         manifest.update(ops=s.ops, inputs=[asdict(t) for t in s.inputs], outputs=[asdict(t) for t in s.outputs])
-    except Exception as exc:  # the tflite schema package is optional on a Pi
+    except Exception as exc:  # a file the tflite schema package cannot read: serve it, say why it is not described
         manifest["summary_error"] = str(exc)
     card = None
     try:

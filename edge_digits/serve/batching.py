@@ -25,7 +25,11 @@ class InterpreterPool:
         self._make: Callable[[], Classifier] = lambda: Classifier(model, backend=backend, threads=threads)
         first = self._make()
         self.backend, self.delegate, self.dynamic_batch = first.backend, first.delegate, first.dynamic_batch
-        if self.dynamic_batch:
+        # a session that runs any batch without reallocating (the native engine) needs no buckets and no padding
+        self.resize_free = bool(getattr(first.session, "resize_free", False))
+        if self.resize_free:
+            self.sizes = [max_batch]
+        elif self.dynamic_batch:
             sizes = set(range(1, min(8, max_batch) + 1)) | {2 ** k for k in range(20) if 2 ** k <= max_batch}
             self.sizes = sorted(sizes | {max_batch})
         else:
@@ -40,7 +44,7 @@ class InterpreterPool:
         clf = self._clf.get(size)
         if clf is None:
             clf = self._clf[size] = self._make()
-        if self.dynamic_batch and size != n:
+        if self.dynamic_batch and size != n and not self.resize_free:
             images = np.concatenate([images, np.zeros((size - n, 28, 28), np.uint8)])
         return clf.predict(images)[:n]
 

@@ -51,15 +51,16 @@ class Rejector:
 
 
 def load_rejector(path: Path | None = None, backend: str = "auto") -> Rejector:
-    """The bundled rejection model (or one from ``edge-digits train-reject``, with its report.json beside it)."""
-    from edge_digits.runtime import Classifier
+    """The bundled rejection model (or one from ``edge-digits train-reject``, with its report.json beside it), on
+    ``backend`` when that runs .tflite files (an .onnx backend falls back to auto)."""
+    from edge_digits.runtime import BACKENDS, Classifier
 
     model = Path(path) if path is not None else REJECT_MODEL
     card = REJECT_CARD if path is None else model.with_name("report.json")
     if not model.is_file():
         raise FileNotFoundError(f"rejection model {model} does not exist (train one: edge-digits train-reject)")
     thresholds = json.loads(card.read_text())["thresholds"] if card.is_file() else {"normal": 0.5, "strict": 0.7}
-    backend = backend if backend in ("auto", "litert", "tflite-runtime", "tensorflow", "tflm") else "auto"
+    backend = backend if backend in BACKENDS and BACKENDS[backend].suffix == ".tflite" else "auto"
     return Rejector(Classifier(model, backend=backend, classes=2), float(thresholds["normal"]),
                     float(thresholds["strict"]))
 

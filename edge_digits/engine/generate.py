@@ -2,9 +2,10 @@
 
 The model's weights become ``const`` arrays, its requantization parameters are
 precomputed here, activations get offsets in one static scratch buffer from
-:mod:`edge_digits.firmware.plan`, and ``ed_invoke`` calls the kernels of
-``firmware/engine`` in layer order. Output goes to a temp folder renamed into
-place at the end, so a failed generation leaves nothing behind.
+:mod:`edge_digits.engine.plan`, and ``ed_invoke`` calls the kernels of
+``edge_digits/engine/csrc`` (package data, so a wheel carries them) in layer
+order. Output goes to a temp folder renamed into place at the end, so a
+failed generation leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_digits.engine import cgen
+from edge_digits.engine.graph import Graph, Layer, read_graph
+from edge_digits.engine.plan import MemoryPlan, best_plan, patch_key
 from edge_digits.fileio import atomic_write_json, atomic_write_text
-from edge_digits.firmware import cgen
-from edge_digits.firmware.graph import Graph, Layer, read_graph
-from edge_digits.firmware.plan import MemoryPlan, best_plan, patch_key
 
-KERNEL_DIR = Path(__file__).resolve().parents[2] / "firmware" / "engine"
+KERNEL_DIR = Path(__file__).resolve().parent / "csrc"
 _KERNEL_FILES = {"ed_conv2d": ("ed_conv.c",), "ed_dwconv2d": ("ed_dwconv.c",), "ed_maxpool2d": ("ed_pool.c",),
                  "ed_avgpool2d": ("ed_pool.c",), "ed_fully_connected": ("ed_fc.c",), "ed_softmax": ("ed_softmax.c",),
                  "ed_mean_hw": ("ed_mean.c",), "ed_conv2d_maxpool": ("ed_conv.c", "ed_pool.c", "ed_conv_pool.c")}
@@ -185,7 +186,7 @@ def generate(model_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
              kernel_dir: str | os.PathLike[str] | None = None) -> GenerateResult:
     """Write the C engine for ``model_path`` into ``out_dir`` (created or replaced) and return its summary.
 
-    Raises :class:`~edge_digits.firmware.graph.UnsupportedModelError` for models the engine cannot
+    Raises :class:`~edge_digits.engine.graph.UnsupportedModelError` for models the engine cannot
     run, before anything is written.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 
-from edge_digits.firmware.graph import Graph, Layer, fusable_conv_maxpool, fuse_conv_maxpool
+from edge_digits.engine.graph import Graph, Layer, fusable_conv_maxpool, fuse_conv_maxpool
 
 ALIGN = 4
 RASTER_KERNELS = ("ed_conv2d", "ed_dwconv2d", "ed_maxpool2d", "ed_avgpool2d")
@@ -80,7 +80,7 @@ def raster_lead(layer: Layer) -> int | None:
     to come. The lead is the largest difference, so no write ever lands on input not yet read.
     None for kernels that read their whole input per output (fully connected, softmax).
 
-    >>> from edge_digits.firmware.graph import Layer
+    >>> from edge_digits.engine.graph import Layer
     >>> dw = Layer(0, "DEPTHWISE_CONV_2D", "ed_dwconv2d", [0], 1, dict(in_h=4, in_w=4, in_c=2, out_h=4,
     ...            out_w=4, out_c=2, k_h=3, k_w=3, stride_h=1, stride_w=1, pad_h=1, pad_w=1))
     >>> raster_lead(dw)  # one input row plus two pixels of 2 channels

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_digits.firmware import quant
+from edge_digits.engine import quant
 
 
 class UnsupportedModelError(ValueError):
