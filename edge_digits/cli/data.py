@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from edge_digits.cli.common import EdgeDigitsError, cache_option, check_out_file, main
-
-if TYPE_CHECKING:
-    pass
 
 
 @main.group()

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from edge_digits.cli.common import EdgeDigitsError, cache_option, check_out_dir, check_out_file, main, resolve_model_arg
-
-if TYPE_CHECKING:
-    pass
 
 
 @main.command("convert")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -18,9 +17,6 @@ from edge_digits.cli.common import (
     resolve_model_arg,
     with_power_options,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @main.command("eval")

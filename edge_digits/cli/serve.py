@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
 from edge_digits.cli.common import SERVE_BACKEND_CHOICES, EdgeDigitsError, main, resolve_model_arg
-
-if TYPE_CHECKING:
-    pass
 
 
 @main.command("serve")

@@ -198,7 +198,7 @@ def reading_payload(source: str, live: LiveFrame) -> dict[str, object]:
     each with the lowest digit confidence of this frame's reading of that
     string, or None when this frame read the line otherwise.
     """
-    settled = live.stable if live.stable is not None else live.reading.lines
+    settled = live.shown
     stamp, index = live.record.get("time"), live.record.get("frame")
     return {"source": source,
             "time": stamp if isinstance(stamp, (int, float)) else round(time.time(), 3),
@@ -330,7 +330,7 @@ class MqttPublisher:
     def frame(self, live: LiveFrame) -> None:
         """Queue the settled reading when it changed; drop and count it when the queue is full or the broker
         away. Returns at once."""
-        settled = live.stable if live.stable is not None else live.reading.lines
+        settled = live.shown
         if settled == self._last or self._closing.is_set():
             return
         self._last = list(settled)

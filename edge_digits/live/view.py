@@ -125,7 +125,7 @@ def reading_payload(live: LiveFrame, info: Mapping[str, object] | None = None) -
     out.update(info or {})
     out.update({"frame": record.get("frame"), "time": record.get("time"),
                 "source": record.get("source", out.get("source")),
-                "lines": record.get("stable_lines", record.get("lines", [])),
+                "lines": live.shown,
                 "frame_lines": record.get("lines", []), "digits": digits, "fps": round(float(live.fps), 2),
                 "timings_ms": record.get("timings_ms", {}), "power_w": record.get("power_w")})
     return out

@@ -54,9 +54,8 @@ def check_contract(name: str, input_shape: tuple[int, ...], output_shape: tuple[
 class Session(Protocol):
     """A model loaded by one backend: ``run`` maps the input tensor (N, 28, 28, 1), already quantized for
     int8 models, to the raw output tensor (N, classes). ``dynamic_batch``: one call takes any N (else the
-    session runs image by image). A session may also set ``resize_free = True`` (not part of the protocol,
-    read with ``getattr``): any N runs with nothing to reallocate, so a caller need not keep one session per
-    batch size or pad batches to those sizes (the native engine)."""
+    session runs image by image). ``resize_free``: any N runs with nothing to reallocate, so a caller need not
+    keep one session per batch size or pad batches to those sizes (the native engine, onnxruntime)."""
 
     input: TensorQuant
     output: TensorQuant
@@ -64,6 +63,7 @@ class Session(Protocol):
     output_shape: tuple[int, ...]
     delegate: str
     dynamic_batch: bool
+    resize_free: bool
 
     def run(self, x: np.ndarray) -> np.ndarray: ...
 

@@ -73,6 +73,7 @@ class InterpreterSession:
                                   int(out["quantization"][1]))
         signature = inp.get("shape_signature", inp["shape"])
         self.dynamic_batch = int(signature[0]) == -1
+        self.resize_free = False   # a new batch size reallocates the interpreter's tensors
         self._batch = int(self.input_shape[0])
         self.delegate = delegate_in_use(self._interp)
 

@@ -55,6 +55,7 @@ class OnnxSession:
         self.output = TensorQuant(np.dtype(np.int8), self.output_scale, self.output_zero_point)
         self.delegate = "CPU execution provider"
         self.dynamic_batch = True
+        self.resize_free = True
         self._input = self._session.get_inputs()[0].name
         self.input_shape = tuple(d if isinstance(d, int) else 1 for d in self._session.get_inputs()[0].shape)
         self.output_shape = tuple(d if isinstance(d, int) else 1 for d in self._session.get_outputs()[0].shape)

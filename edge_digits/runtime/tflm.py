@@ -105,6 +105,7 @@ class TflmModel:
         self.output = TensorQuant(self.output_dtype, self.output_scale, self.output_zero_point)
         self.delegate = "reference kernels"
         self.dynamic_batch = False
+        self.resize_free = False
 
     def invoke_raw(self, inputs: np.ndarray) -> np.ndarray:
         """Run each raw (already quantized) input through TFLM; returns the raw outputs stacked."""

@@ -26,7 +26,7 @@ class InterpreterPool:
         first = self._make()
         self.backend, self.delegate, self.dynamic_batch = first.backend, first.delegate, first.dynamic_batch
         # a session that runs any batch without reallocating (the native engine) needs no buckets and no padding
-        self.resize_free = bool(getattr(first.session, "resize_free", False))
+        self.resize_free = first.session.resize_free
         if self.resize_free:
             self.sizes = [max_batch]
         elif self.dynamic_batch:

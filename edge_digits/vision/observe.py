@@ -55,6 +55,12 @@ class LiveFrame:
     record: dict[str, object]
     fps: float
 
+    @property
+    def shown(self) -> list[str]:
+        """The strings the run shows for this frame: the settled ones, or the frame's own where nothing
+        settles (image files)."""
+        return self.stable if self.stable is not None else self.reading.lines
+
     def annotate(self) -> np.ndarray:
         base = self.display if self.display is not None else self.frame
         return draw_reading(base, self.reading, self.fps, base.shape[1] / self.frame.shape[1], self.stable)
