@@ -117,6 +117,56 @@ def test_bundled_model_matches_tflm_on_all_test_images(name: str, mnist, tflm_go
     assert (raw.argmax(1) == mnist[3]).mean() > 0.99
 
 
+@needs_cc
+@pytest.mark.slow
+def test_the_portable_path_matches_tflm_on_all_test_images(mnist, tflm_golden, tmp_path: Path) -> None:
+    """Without instruction-set flags the dot-product kernel runs its plain C loops: bit-exact too (the
+    SIMD paths are checked where they run: here by the test above, on ARM by test_native_arm.py)."""
+    path = bundled_model("micro")
+    session = native.NativeSession(path, flags=native.FLAGS, root=tmp_path)
+    assert session.path == "scalar"
+    x = int8.quantize_images(mnist[2], session.input.scale, session.input.zero_point)[..., None]
+    raw = session.run(x)
+    golden = tflm_golden(path, x[..., 0])
+    assert int(np.any(raw != golden, axis=1).sum()) == 0
+
+
+def test_isa_flags_follow_the_cpu_that_builds(tmp_path: Path) -> None:
+    zen4 = tmp_path / "cpuinfo-x86"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl avx512_vnni\n\n"
+                    "processor\t: 1\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl avx512_vnni\n")
+    assert native.host_flags("x86_64-linux-gnu", zen4) == (*native.FLAGS, "-mavx512f", "-mavx512bw", "-mavx512vl",
+                                                            "-mavx512vnni")
+    avx2 = tmp_path / "cpuinfo-avx2"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert native.host_flags("x86_64-linux-gnu", avx2) == native.FLAGS
+    pi4 = tmp_path / "cpuinfo-pi4"
+    pi4.write_text("processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+                   "CPU part\t: 0xd08\n")
+    pi5 = tmp_path / "cpuinfo-pi5"
+    pi5.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp "
+                   "cpuid asimdrdm lrcpc dcpop asimddp\nCPU part\t: 0xd0b\n")
+    assert native.host_flags("aarch64-linux-gnu", pi4) == native.FLAGS
+    assert native.host_flags("aarch64-linux-gnu", pi5) == (*native.FLAGS, "-march=armv8.2-a+dotprod")
+    assert native.host_flags("aarch64-linux-gnu", tmp_path / "missing") == native.FLAGS
+
+
+@needs_cc
+def test_every_dot_path_compiles_without_warnings(tmp_path: Path) -> None:
+    """The kernel's SIMD paths are compiled (not run) here for each target this compiler can emit."""
+    from edge_digits.engine.generate import generate
+
+    gen = generate(bundled_model("micro"), tmp_path / "gen", dot=True)
+    strict = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-c"]
+    cc = compiler.require()
+    if not compiler.identify(cc).machine.startswith("x86_64"):
+        pytest.skip("the x86 paths are checked on x86-64 hosts")
+    for isa in ([], ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]):
+        proc = subprocess.run([*cc, *strict, *isa, "-I", gen.out_dir, str(Path(gen.out_dir) / "ed_conv_dot.c"),
+                               "-o", str(tmp_path / "dot.o")], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
 # --- the session ---------------------------------------------------------------------------------------
 
 
@@ -132,7 +182,10 @@ def test_session_follows_the_protocol(mnist) -> None:
     assert session.input == TensorQuant(np.dtype(np.int8), session.input.scale, session.input.zero_point)
     assert session.input_shape == (1, 28, 28, 1) and session.output_shape == (1, 10)
     assert session.dynamic_batch is True
-    assert re.fullmatch(r"native C engine \((gcc|clang) [\d.]+, -O3\)", session.delegate), session.delegate
+    assert re.fullmatch(r"native C engine \((gcc|clang) [\d.]+, -O3, (avx512-vnni|neon-dotprod|neon|scalar)\)",
+                        session.delegate), session.delegate
+    assert session.path == ("avx512-vnni" if "-mavx512vnni" in session.build.flags else
+                            "neon-dotprod" if "-march=armv8.2-a+dotprod" in session.build.flags else session.path)
     x = int8.quantize_images(mnist[2][:64], session.input.scale, session.input.zero_point)[..., None]
     batch = session.run(x)
     assert np.array_equal(batch, reference.run(x))   # TFLite's builtin kernels are TFLM's arithmetic too
@@ -249,7 +302,7 @@ def test_the_key_follows_model_compiler_and_flags(tmp_path: Path, monkeypatch) -
     other_model = native.NativeSession(bundled_model("seed-cnn"))
     assert len({o3.folder, o2.folder, other_model.folder}) == 3
     assert entries(tmp_path) == sorted([o3.folder, o2.folder, other_model.folder])
-    assert o2.delegate.endswith(", -O2)")
+    assert o2.delegate.endswith(", -O2, scalar)")
 
 
 @needs_cc

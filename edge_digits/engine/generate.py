@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_digits.engine import cgen
+from edge_digits.engine.dot import DOT_KERNEL, DOT_PIXELS, dot_graph
 from edge_digits.engine.graph import Graph, Layer, read_graph
 from edge_digits.engine.plan import MemoryPlan, best_plan, patch_key
 from edge_digits.fileio import atomic_write_json, atomic_write_text
@@ -27,8 +28,9 @@ from edge_digits.fileio import atomic_write_json, atomic_write_text
 KERNEL_DIR = Path(__file__).resolve().parent / "csrc"
 _KERNEL_FILES = {"ed_conv2d": ("ed_conv.c",), "ed_dwconv2d": ("ed_dwconv.c",), "ed_maxpool2d": ("ed_pool.c",),
                  "ed_avgpool2d": ("ed_pool.c",), "ed_fully_connected": ("ed_fc.c",), "ed_softmax": ("ed_softmax.c",),
-                 "ed_mean_hw": ("ed_mean.c",), "ed_conv2d_maxpool": ("ed_conv.c", "ed_pool.c", "ed_conv_pool.c")}
-_PARAM_TYPES = {"ed_conv2d": "ed_conv_params", "ed_conv2d_maxpool": "ed_conv_params",
+                 "ed_mean_hw": ("ed_mean.c",), "ed_conv2d_maxpool": ("ed_conv.c", "ed_pool.c", "ed_conv_pool.c"),
+                 DOT_KERNEL: ("ed_conv_dot.c",)}
+_PARAM_TYPES = {"ed_conv2d": "ed_conv_params", DOT_KERNEL: "ed_conv_params", "ed_conv2d_maxpool": "ed_conv_params",
                 "ed_dwconv2d": "ed_conv_params", "ed_maxpool2d": "ed_pool_params",
                 "ed_avgpool2d": "ed_pool_params", "ed_fully_connected": "ed_fc_params",
                 "ed_softmax": "ed_softmax_params", "ed_mean_hw": "ed_mean_params"}
@@ -72,6 +74,8 @@ def _layer_arrays(layer: Layer) -> list[tuple[str, str, np.ndarray]]:
         arrays.append(("weights", "int8_t", np.asarray(layer.weights, dtype=np.int64).reshape(-1)))
     if layer.bias is not None:
         arrays.append(("bias", "int32_t", np.asarray(layer.bias, dtype=np.int64).reshape(-1)))
+    if layer.wsum is not None:
+        arrays.append(("wsum", "int32_t", np.asarray(layer.wsum, dtype=np.int64)))
     if layer.multiplier is not None and layer.shift is not None:
         arrays.append(("mult", "int32_t", np.asarray(layer.multiplier, dtype=np.int64)))
         arrays.append(("shift", "int32_t", np.asarray(layer.shift, dtype=np.int64)))
@@ -123,6 +127,8 @@ def model_c(graph: Graph, plan: MemoryPlan, source: str) -> str:
         if p.region == "scratch":
             name = f"t{t}" if t >= 0 else f"patch{-t - 1}"
             out.append(cgen.static_assert(f"{name}_fits", f"{p.offset} + {p.size} <= ED_SCRATCH_BYTES"))
+    if any(layer.kernel == DOT_KERNEL for layer in graph.layers):
+        out.append(cgen.static_assert("dot_pixels", f"ED_DOT_PIXELS == {DOT_PIXELS}"))
     body: list[str] = []
     for layer in graph.layers:
         out.append("")
@@ -146,6 +152,9 @@ def model_c(graph: Graph, plan: MemoryPlan, source: str) -> str:
         if layer.pool is not None:
             out.append(cgen.struct_declare(f"{prefix}_pool", "ed_pool_params", layer.pool))
             args.insert(1, f"&{prefix}_pool")
+        if layer.kernel == DOT_KERNEL:
+            args += [f"{prefix}_weights", f"{prefix}_bias", f"{prefix}_wsum", f"{prefix}_mult", f"{prefix}_shift",
+                     f"ED_SCRATCH + {plan.placements[patch_key(layer)].offset}"]
         if layer.kernel in ("ed_conv2d", "ed_conv2d_maxpool", "ed_dwconv2d", "ed_fully_connected"):
             args += [f"{prefix}_weights", f"{prefix}_bias", f"{prefix}_mult", f"{prefix}_shift"]
         if layer.kernel in ("ed_conv2d", "ed_conv2d_maxpool"):
@@ -183,8 +192,11 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
 
 
 def generate(model_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-             kernel_dir: str | os.PathLike[str] | None = None) -> GenerateResult:
+             kernel_dir: str | os.PathLike[str] | None = None, dot: bool = False) -> GenerateResult:
     """Write the C engine for ``model_path`` into ``out_dir`` (created or replaced) and return its summary.
+
+    ``dot`` runs convolutions and fully connected layers through the dot-product kernel
+    (``ed_conv_dot.c``: AVX-512 VNNI, Arm SDOT or NEON where compiled for them), as a host build wants.
 
     Raises :class:`~edge_digits.engine.graph.UnsupportedModelError` for models the engine cannot
     run, before anything is written.
@@ -192,7 +204,8 @@ def generate(model_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     model_path, out_dir = Path(model_path), Path(out_dir)
     kernels = Path(kernel_dir) if kernel_dir is not None else KERNEL_DIR
     data = model_path.read_bytes()
-    graph, plan = best_plan(read_graph(data))
+    graph = read_graph(data)
+    graph, plan = best_plan(dot_graph(graph) if dot else graph)
     digest = hashlib.sha256(data).hexdigest()
     needed = list(_HEADERS) + sorted({f for lay in graph.layers for f in _KERNEL_FILES.get(lay.kernel, ())})
     missing = [n for n in needed if not (kernels / n).is_file()]

@@ -56,6 +56,7 @@ class Layer:
     shift: list[int] | None = None
     macs: int = 0
     pool: dict[str, int] | None = None  # ed_conv2d_maxpool: the fused MAX_POOL_2D's parameters
+    wsum: np.ndarray | None = None  # ed_conv2d_dot: each output channel's sum of weights
 
 
 @dataclass

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 
+from edge_digits.engine.dot import DOT_KERNEL, dot_patch_bytes
 from edge_digits.engine.graph import Graph, Layer, fusable_conv_maxpool, fuse_conv_maxpool
 
 ALIGN = 4
@@ -58,7 +59,10 @@ def patch_key(layer: Layer) -> int:
 
 
 def patch_bytes(layer: Layer) -> int:
-    """Bytes of int16 patch a conv layer needs, plus the conv rows of one pooling window when fused."""
+    """Bytes of int16 patch a conv layer needs, plus the conv rows of one pooling window when fused
+    (the dot-product conv: its pixels' int8 receptive fields)."""
+    if layer.kernel == DOT_KERNEL:
+        return dot_patch_bytes(layer.params)
     if layer.kernel not in ("ed_conv2d", "ed_conv2d_maxpool"):
         return 0
     p = layer.params

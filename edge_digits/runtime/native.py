@@ -40,10 +40,15 @@ from edge_digits.fileio import atomic_write_json
 from edge_digits.runtime import compiler
 from edge_digits.runtime.base import InferenceError, TensorQuant
 
-# Integer arithmetic gives the same bits at any optimisation level; -O3 vectorises the conv loops
-# (16-bit multiply-adds) that plain -O2 on GCC 12 leaves scalar. No -march=native: the library must
-# also run on another CPU of the same triple that shares the cache (a copied SD card, an NFS home).
+# Integer arithmetic gives the same bits at any optimisation level and on every instruction path.
+# No -march=native: the instruction-set flags come from isa_flags (the dot-product instructions the
+# CPU reports), and they are part of the cache key, so another CPU that shares the cache (a copied SD
+# card, an NFS home) builds its own library instead of loading one it cannot run.
 FLAGS = ("-std=c99", "-O3", "-fPIC", "-shared")
+CPUINFO = Path("/proc/cpuinfo")
+# x86-64 needs all four for ed_conv_dot.c's VPDPBUSD path (512-bit registers, byte masks, 128-bit stores)
+_X86_VNNI = {"avx512f": "-mavx512f", "avx512bw": "-mavx512bw", "avx512vl": "-mavx512vl",
+             "avx512_vnni": "-mavx512vnni"}
 LIBRARY = "libedengine.so"
 BUILD_JSON = "build.json"
 BATCH_C = Path(__file__).resolve().parent / "csrc" / "ed_batch.c"
@@ -71,6 +76,49 @@ class NativeBuild:
     scratch_bytes: int
     edge_digits_version: str
     build_seconds: float
+
+
+def cpu_features(cpuinfo: str) -> set[str]:
+    """The feature words of ``/proc/cpuinfo`` text: x86's ``flags`` lines, Arm's ``Features`` lines.
+
+    >>> sorted(cpu_features("processor : 0\\nFeatures : fp asimd asimddp\\n"))
+    ['asimd', 'asimddp', 'fp']
+    """
+    words: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ("flags", "features"):
+            words.update(value.split())
+    return words
+
+
+def isa_flags(machine: str, features: set[str]) -> tuple[str, ...]:
+    """Compiler flags for the dot-product path this CPU runs (see ``ed_conv_dot.c``), from its target triple
+    and cpuinfo features: AVX-512 VNNI on x86-64, SDOT (``asimddp``: Pi 5's Cortex-A76) on aarch64, NEON
+    on 32-bit Arm; none where the CPU has none of these (the kernel's portable C path).
+
+    >>> isa_flags("aarch64-linux-gnu", {"fp", "asimd", "asimddp"}), isa_flags("aarch64-linux-gnu", {"asimd"})
+    (('-march=armv8.2-a+dotprod',), ())
+    >>> isa_flags("arm-linux-gnueabihf", {"neon", "vfpv4"})
+    ('-mfpu=neon',)
+    """
+    arch = machine.split("-")[0]
+    if arch in ("x86_64", "amd64") and set(_X86_VNNI) <= features:
+        return tuple(_X86_VNNI.values())
+    if arch == "aarch64" and "asimddp" in features:
+        return ("-march=armv8.2-a+dotprod",)
+    if arch.startswith("arm") and "neon" in features and machine.endswith("hf"):
+        return ("-mfpu=neon",)
+    return ()
+
+
+def host_flags(machine: str, cpuinfo: Path = CPUINFO) -> tuple[str, ...]:
+    """:data:`FLAGS` plus the instruction-set flags of this CPU (none if its cpuinfo cannot be read)."""
+    try:
+        features = cpu_features(cpuinfo.read_text(errors="replace"))
+    except OSError:
+        features = set()
+    return (*FLAGS, *isa_flags(machine, features))
 
 
 def cache_root() -> Path:
@@ -141,7 +189,7 @@ def _compile(model: bytes, name: str, cmd: list[str], cc: compiler.CompilerId, f
     model_file = work / name
     model_file.write_bytes(model)
     try:
-        result = generate(model_file, work / "src")
+        result = generate(model_file, work / "src", dot=True)
     except UnsupportedModelError as exc:
         raise InferenceError(f"the native engine cannot run {name}: {exc}") from exc
     except ImportError as exc:   # the tflite schema package, a dependency of edge-digits
@@ -189,9 +237,10 @@ def _install(work: Path, entry: Path) -> None:
     raise InferenceError(f"cannot install the native engine into {entry}: it keeps changing under us")
 
 
-def ensure_library(model: bytes, name: str = "model.tflite", flags: Sequence[str] = FLAGS,
+def ensure_library(model: bytes, name: str = "model.tflite", flags: Sequence[str] | None = None,
                    root: Path | None = None) -> tuple[Path, NativeBuild]:
     """The folder of the built engine for ``model`` (built now unless the cache has it) and its facts.
+    ``flags`` default to :func:`host_flags` for the compiler's target.
 
     Raises :class:`InferenceError` when there is no compiler, the engine cannot run the model (the
     generator's message), or the build fails.
@@ -201,6 +250,7 @@ def ensure_library(model: bytes, name: str = "model.tflite", flags: Sequence[str
         cc = compiler.identify(cmd)
     except compiler.CompilerError as exc:
         raise InferenceError(str(exc)) from exc
+    flags = tuple(flags) if flags is not None else host_flags(cc.machine)
     root = root if root is not None else cache_root()
     key = cache_key(hashlib.sha256(model).hexdigest(), cc, flags)
     entry = root / key
@@ -236,6 +286,17 @@ def _library_lock(library: Path) -> threading.Lock:
         return _locks.setdefault(str(library), threading.Lock())
 
 
+def _dot_path(lib: ctypes.CDLL) -> str:
+    """The instructions the library's convolutions run on, as ``ed_conv_dot_path`` says ("scalar" for
+    an engine without the dot-product kernel)."""
+    try:
+        fn = lib.ed_conv_dot_path
+    except AttributeError:
+        return "scalar"
+    fn.restype = ctypes.c_char_p
+    return str(fn().decode("ascii"))
+
+
 class NativeSession:
     """A model in the generated C engine, called through ctypes: ``run`` maps int8 (N, 28, 28, 1) to (N, classes).
 
@@ -245,7 +306,8 @@ class NativeSession:
     while the C code runs, so other Python threads go on meanwhile).
     """
 
-    def __init__(self, path: Path, threads: int = 1, flags: Sequence[str] = FLAGS, root: Path | None = None) -> None:
+    def __init__(self, path: Path, threads: int = 1, flags: Sequence[str] | None = None,
+                 root: Path | None = None) -> None:
         from edge_digits.flatbuffer import ModelFileError, summarize_model
 
         path = Path(path)
@@ -263,13 +325,14 @@ class NativeSession:
         self.dynamic_batch = True
         self.resize_free = True   # any batch runs as it comes: padding it to a bucket size would only add work
         self.threads = threads
-        opt = " ".join(f for f in self.build.flags if f.startswith(("-O", "-m")))
-        self.delegate = f"native C engine ({compiler.describe(self.build.compiler_version)}, {opt})"
         library = self.folder / LIBRARY
         try:
             self._lib = ctypes.CDLL(str(library))
         except OSError as exc:
             raise InferenceError(f"cannot load the native engine {library}: {exc}") from exc
+        self.path = _dot_path(self._lib)
+        opt = next((f for f in self.build.flags if f.startswith("-O")), "")
+        self.delegate = f"native C engine ({compiler.describe(self.build.compiler_version)}, {opt}, {self.path})"
         self._lib.ed_batch_input_size.restype = ctypes.c_int32
         self._lib.ed_batch_output_size.restype = ctypes.c_int32
         self._invoke = self._lib.ed_invoke_batch

@@ -74,6 +74,18 @@ void ed_conv2d_maxpool(const ed_conv_params *p, const ed_pool_params *pool, cons
                        const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
                        const int32_t *shift, int16_t *patch, int8_t *output);
 
+/* Output pixels ed_conv2d_dot computes together (its patch scratch holds that many receptive fields). */
+#define ED_DOT_PIXELS 8
+
+/* CONV_2D (FULLY_CONNECTED as a 1x1 conv) with dot-product weights [out_c/16][K/4][16][4] and their sums
+ * per channel (see ed_conv_dot.c). patch: scratch for ED_DOT_PIXELS * 4 * ceil(K / 4) int8 values. */
+void ed_conv2d_dot(const ed_conv_params *p, const int8_t *input, const int8_t *weights, const int32_t *bias,
+                   const int32_t *wsum, const int32_t *multiplier, const int32_t *shift, int8_t *patch,
+                   int8_t *output);
+
+/* Which instructions ed_conv2d_dot was compiled for: "avx512-vnni", "neon-dotprod", "neon" or "scalar". */
+const char *ed_conv_dot_path(void);
+
 void ed_dwconv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
                  const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                  int8_t *output);

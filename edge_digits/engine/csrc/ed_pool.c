@@ -56,9 +56,37 @@ static void ed_pool(const ed_pool_params *p, const int8_t *input, int8_t *output
     }
 }
 
+/* The max of int8 values needs no wider accumulator: each output pixel is updated in place, one tap's
+ * contiguous channels at a time (a loop compilers vectorize), then clamped. */
 void ed_maxpool2d(const ed_pool_params *p, const int8_t *input, int8_t *output)
 {
-    ed_pool(p, input, output, 1);
+    const int32_t c = p->c;
+    int32_t oy, ox, ky, kx, j;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_h;
+        const int32_t ky_lo = iy0 < 0 ? -iy0 : 0;
+        const int32_t ky_hi = p->in_h - iy0 < p->f_h ? p->in_h - iy0 : p->f_h;
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t ix0 = ox * p->stride_w - p->pad_w;
+            const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
+            const int32_t kx_hi = p->in_w - ix0 < p->f_w ? p->in_w - ix0 : p->f_w;
+            for (j = 0; j < c; ++j) {
+                output[j] = -128;
+            }
+            for (ky = ky_lo; ky < ky_hi; ++ky) {
+                for (kx = kx_lo; kx < kx_hi; ++kx) {
+                    const int8_t *x = input + ((iy0 + ky) * p->in_w + ix0 + kx) * c;
+                    for (j = 0; j < c; ++j) {
+                        output[j] = x[j] > output[j] ? x[j] : output[j];
+                    }
+                }
+            }
+            for (j = 0; j < c; ++j) {
+                output[j] = (int8_t)ed_clamp(output[j], p->act_min, p->act_max);
+            }
+            output += c;
+        }
+    }
 }
 
 void ed_avgpool2d(const ed_pool_params *p, const int8_t *input, int8_t *output)
