@@ -55,10 +55,18 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, aug: Augmentation
         out = elastic(out, rng, aug.elastic_alpha, aug.elastic_sigma)
     if aug.thickness_p and rng.random() < aug.thickness_p:
         out = cv2.dilate(out, _KERNEL) if rng.random() < 0.5 else cv2.erode(out, _KERNEL)
-    if aug.contrast != (1.0, 1.0) or aug.noise:
+    if aug.blur and rng.random() < aug.blur_p:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, aug.blur))
+    fading = aug.fade_p and rng.random() < aug.fade_p
+    if aug.contrast != (1.0, 1.0) or aug.noise or aug.noise_max or fading:
         f = out.astype(np.float32) * rng.uniform(*aug.contrast)
-        if aug.noise:
-            f += rng.normal(0.0, aug.noise * 255.0, f.shape).astype(np.float32)
+        if fading:
+            # contrast lowered towards mid-grey: a raised background, as an underexposed or grey page gives
+            factor = rng.uniform(*aug.fade)
+            f = 127.5 * (1.0 - factor) + factor * f
+        if aug.noise or aug.noise_max:
+            sigma = rng.uniform(aug.noise, aug.noise_max) if aug.noise_max else aug.noise
+            f += rng.normal(0.0, sigma * 255.0, f.shape).astype(np.float32)
         out = np.clip(f, 0, 255).astype(np.uint8)
     return out
 

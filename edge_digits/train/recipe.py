@@ -53,6 +53,11 @@ class Augmentation:
     thickness_p: float = 0.0
     contrast: tuple[float, float] = (1.0, 1.0)
     noise: float = 0.0
+    noise_max: float = 0.0
+    fade: tuple[float, float] = (1.0, 1.0)
+    fade_p: float = 0.0
+    blur: float = 0.0
+    blur_p: float = 0.0
     p: float = 1.0
 
 
@@ -222,7 +227,7 @@ def recipe_from_dict(data: dict[str, Any], name: str = "recipe") -> Recipe:
     _number("training.subset", training.subset, 0, 60000, integer=True)
 
     a = dict(sections["augmentation"])
-    for pair, lo, hi in (("zoom", 0.5, 2.0), ("aspect", 0.5, 2.0), ("contrast", 0.05, 1.0)):
+    for pair, lo, hi in (("zoom", 0.5, 2.0), ("aspect", 0.5, 2.0), ("contrast", 0.05, 1.0), ("fade", 0.05, 1.0)):
         if pair in a:
             a[pair] = _pair(f"augmentation.{pair}", a[pair], lo, hi)
     aug = Augmentation(**a)
@@ -231,9 +236,14 @@ def recipe_from_dict(data: dict[str, Any], name: str = "recipe") -> Recipe:
     _number("augmentation.shear", aug.shear, 0.0, 30.0)
     _number("augmentation.elastic_alpha", aug.elastic_alpha, 0.0, 40.0)
     _number("augmentation.elastic_sigma", aug.elastic_sigma, 1.0, 10.0)
-    for key in ("elastic_p", "thickness_p", "p"):
+    for key in ("elastic_p", "thickness_p", "fade_p", "blur_p", "p"):
         _number(f"augmentation.{key}", getattr(aug, key), 0.0, 1.0)
     _number("augmentation.noise", aug.noise, 0.0, 0.5)
+    _number("augmentation.noise_max", aug.noise_max, 0.0, 0.5)
+    if aug.noise_max and aug.noise_max < aug.noise:
+        raise RecipeError(f"augmentation.noise_max ({aug.noise_max}) is below augmentation.noise ({aug.noise}): "
+                          "noise_max is the top of the range the noise level is drawn from")
+    _number("augmentation.blur", aug.blur, 0.0, 3.0)
 
     qat = Qat(**sections["qat"])
     _bool("qat.enabled", qat.enabled)
