@@ -24,6 +24,7 @@ from edge_digits.train.tune import (
     base_params,
     pareto_front,
     parse_bytes,
+    pi_layers,
     run_tune,
     space_layers,
 )
@@ -120,6 +121,51 @@ def test_impossible_budget_trains_nothing_and_says_so(tiny_base: Path, tmp_path:
     bad = CliRunner().invoke(main, ["tune", "--out", str(out), "--storage", "postgres-server-1",
                                     "--cache-dir", str(mnist_cache)])
     assert bad.exit_code != 0 and "is not a database URL: give sqlite:///PATH.db or postgresql://" in bad.output
+
+
+TINY_PI = """base: standard
+layers:
+  - {type: conv, filters: 16, kernel: 5, stride: 2, batchnorm: true}
+  - {type: conv, filters: 32, kernel: 3, stride: 2, batchnorm: true}
+  - {type: conv, filters: 64, kernel: 3, stride: 1, batchnorm: true}
+  - {type: gap}
+  - {type: dropout, rate: 0.1}
+  - {type: dense, units: 10, activation: none}
+training: {epochs: 1, subset: 2000, validation: 500, batch_size: 64, warmup_epochs: 0, learning_rate: 0.004,
+           label_smoothing: 0.0, l2: 0.0}
+augmentation: {p: 0.5}
+qat: {epochs: 1, calibration: 200}
+"""
+
+
+def test_pi_space_keeps_trials_over_the_latency_budget_untrained(tmp_path: Path, mnist) -> None:
+    """Latency is measured on the untrained int8 graph beside the reference (seed-cnn): a budget no CNN of
+    the space meets (1/50 of seed-cnn's time) trains nothing; a loose one trains and records the ratio."""
+    base = tmp_path / "tiny-pi.yaml"
+    base.write_text(TINY_PI)
+    point = base_params(load_recipe(str(base)), "pi")
+    assert point == {"c1": 16, "k1": 5, "c2": 32, "c3": 64, "c4": 0, "learning_rate": 0.004,
+                     "label_smoothing": 0.0, "l2": 0.0}
+    assert base_params(load_recipe("micro"), "pi") is None and base_params(load_recipe(str(base))) is None
+    assert [layer["type"] for layer in pi_layers(dict(point, c4=96))] == [
+        "conv", "conv", "conv", "conv", "gap", "dropout", "dense"]
+
+    tight = run_tune(str(base), tmp_path / "tight", 2, Budget(max_latency_ratio=0.02), sampler_seed=1, data=mnist,
+                     space="pi")
+    assert tight.trials[0].params == point
+    for trial in tight.trials:
+        assert trial.latency_ratio is not None and trial.latency_ratio > 0.02
+        assert not trial.feasible and trial.val_accuracy is None
+    assert not list((tmp_path / "tight").glob("trial-*")) and tight.best is None
+    assert "latency 0.02x seed-cnn's" in (tmp_path / "tight" / "tune.md").read_text()
+
+    loose = run_tune(str(base), tmp_path / "loose", 1, Budget(max_latency_ratio=50.0), data=mnist, space="pi")
+    (trial,) = loose.trials
+    assert trial.feasible and trial.val_accuracy is not None and trial.latency_ratio is not None
+    assert 0.02 < trial.latency_ratio < 50.0
+    best = load_recipe(str(tmp_path / "loose" / "best.yaml"))
+    assert [(x.filters, x.kernel, x.stride) for x in best.layers if x.type == "conv"] == [
+        (16, 5, 2), (32, 3, 2), (64, 3, 1)]
 
 
 def _free_port() -> int:

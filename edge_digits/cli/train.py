@@ -88,6 +88,14 @@ def train_reject_cmd(out: Path, seed: int, positives: int, negatives: int, epoch
 @click.option("--max-flash", callback=parse_size, help="Budget for the int8 .tflite, e.g. 24KB.")
 @click.option("--max-arena", callback=parse_size, help="Budget for the TFLM arena, e.g. 12KB.")
 @click.option("--max-macs", type=click.IntRange(1), default=None, help="Budget for MACs per inference.")
+@click.option("--max-latency-ratio", type=click.FloatRange(0, min_open=True), default=None,
+              help="Budget for per-image latency over --latency-reference's (XNNPACK, one thread, the worse of "
+                   "batch 1 and 20, measured side by side), e.g. 0.5.")
+@click.option("--latency-reference", default="seed-cnn", show_default=True,
+              help="The model the latency budget is relative to (a bundled name or a .tflite).")
+@click.option("--space", type=click.Choice(["micro", "pi"]), default="micro", show_default=True,
+              help="Search space: micro (3x3 convs between max pools) or pi (stride-2 convs to 7x7, global "
+                   "average pooling).")
 @click.option("--storage", help="Optuna storage URL shared by workers, e.g. postgresql://user:pw@host/db "
                                 "(default: sqlite:///OUT/study.db).")
 @click.option("--study-name", default="edge-digits", show_default=True)
@@ -98,17 +106,19 @@ def train_reject_cmd(out: Path, seed: int, positives: int, negatives: int, epoch
 @click.option("--no-base-trial", is_flag=True, help="Do not start a new study with the base recipe's own network.")
 @cache_option
 def tune_cmd(base: str, out: Path, trials: int, epochs: int | None, max_flash: int | None, max_arena: int | None,
-             max_macs: int | None, storage: str | None, study_name: str, seed: int, sampler_seed: int | None,
-             no_base_trial: bool, cache_dir: Path | None) -> None:
-    """Search micro-shaped int8 CNNs with Optuna's TPE sampler under flash, arena and MAC budgets."""
+             max_macs: int | None, max_latency_ratio: float | None, latency_reference: str, space: str,
+             storage: str | None, study_name: str, seed: int, sampler_seed: int | None, no_base_trial: bool,
+             cache_dir: Path | None) -> None:
+    """Search int8 CNNs with Optuna's TPE sampler under flash, arena, MAC and latency budgets."""
     from edge_digits.data import DataError, load_mnist
     from edge_digits.train.tune import Budget, TuneError, run_tune
 
     try:
         data = load_mnist(cache_dir)
-        result = run_tune(base, out, trials, Budget(max_flash, max_arena, max_macs), epochs=epochs,
-                          storage=storage, study_name=study_name, seed=seed, sampler_seed=sampler_seed,
-                          data=data, include_base=not no_base_trial)
+        budget = Budget(max_flash, max_arena, max_macs, max_latency_ratio, latency_reference)
+        result = run_tune(base, out, trials, budget, epochs=epochs, storage=storage, study_name=study_name,
+                          seed=seed, sampler_seed=sampler_seed, data=data, include_base=not no_base_trial,
+                          space=space)
     except (TuneError, DataError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
     trained = [t for t in result.trials if t.val_accuracy is not None]
@@ -118,7 +128,8 @@ def tune_cmd(base: str, out: Path, trials: int, epochs: int | None, max_flash: i
     if result.best:
         b = result.best
         click.echo(f"best: trial {b.number} {b.params}: val int8 {b.val_accuracy:.2%}, test int8 "
-                   f"{b.test_accuracy:.2%}, flash {b.flash_bytes} B, arena {b.arena_bytes} B, {b.macs} MACs")
+                   f"{b.test_accuracy:.2%}, flash {b.flash_bytes} B, arena {b.arena_bytes} B, {b.macs} MACs"
+                   + (f", latency {b.latency_ratio:.2f}x {latency_reference}'s" if b.latency_ratio else ""))
     else:
         click.echo("no trial met the budgets: loosen them or change --base")
     click.echo(f"wrote {', '.join(str(f) for f in result.files)}")
