@@ -14,7 +14,7 @@ from edge_digits.firmware import device
 from edge_digits.firmware import protocol as proto
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMON = ROOT / "firmware" / "common"
+COMMON = ROOT / "edge_digits" / "firmware" / "csrc" / "common"   # the firmware's sources, package data
 HOST = ROOT / "firmware" / "host"
 
 

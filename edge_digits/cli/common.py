@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,9 +23,57 @@ class EdgeDigitsError(click.ClickException):
     """An expected failure: printed as ``Error: message`` with exit code 1."""
 
 
+# Requirements whose import name is not their distribution name (the rest import as the name with - as _).
+_IMPORT_NAMES = {"pyserial": "serial", "scikit-learn": "sklearn", "pyyaml": "yaml", "tensorflow-cpu": "tensorflow",
+                 "paho-mqtt": "paho", "opencv-python-headless": "cv2"}
+
+
+def _import_name(requirement: str) -> str:
+    """The top-level module a requirement such as ``psycopg[binary]>=3.2`` installs.
+
+    >>> _import_name("tflite-micro"), _import_name("pyserial>=3.5"), _import_name("psycopg[binary]>=3.2")
+    ('tflite_micro', 'serial', 'psycopg')
+    """
+    name = re.split(r"[\s\[<>=!~(]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    return _IMPORT_NAMES.get(name, name.replace("-", "_").replace(".", "_"))
+
+
+def install_hint(module: str) -> str | None:
+    """What to install for a missing third-party ``module``, read from edge-digits' installed requirements
+    (pyproject.toml's dependencies and extras): the lightest extra that brings it, or the requirement itself
+    for a base dependency; None for a module no requirement brings (or without installed metadata)."""
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires("edge-digits") or []
+    except metadata.PackageNotFoundError:
+        return None
+    top = module.partition(".")[0]
+    sizes: Counter[str] = Counter()
+    bringing: list[str] = []
+    base: str | None = None
+    for line in requirements:
+        spec, _, marker = line.partition(";")
+        found = re.search(r"""extra\s*==\s*["']([^"']+)["']""", marker)
+        extra = found.group(1) if found else None
+        if extra is not None:
+            sizes[extra] += 1
+        if _import_name(spec) == top:
+            if extra is None:
+                base = spec.strip()
+            else:
+                bringing.append(extra)
+    if bringing:
+        return f"pip install 'edge-digits[{min(bringing, key=lambda e: sizes[e])}]'"
+    if base is not None:
+        return f"pip install '{base}' (a dependency of edge-digits: reinstalling edge-digits brings it)"
+    return None
+
+
 class _Main(click.Group):
     """The command group: a file or disk error that a command did not expect (a full disk, a folder that
-    vanished) is one line naming the path, exit 1, not a traceback."""
+    vanished) is one line naming the path, exit 1, not a traceback; so is a Python module that an extra (or
+    a dependency) brings and that is not installed, with the ``pip install`` that brings it."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -31,6 +81,11 @@ class _Main(click.Group):
         except OSError as exc:
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             raise EdgeDigitsError(f"{where}{exc.strerror or exc}") from exc
+        except ModuleNotFoundError as exc:
+            hint = install_hint(exc.name or "")
+            if hint is None:   # not one of our requirements (a bug, say): the traceback says more
+                raise
+            raise EdgeDigitsError(f"the Python module {exc.name} is not installed: {hint}") from exc
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -87,17 +87,23 @@ def firmware_build(target: str, board: str | None, model: Path | None, out: Path
 @_target_option
 @_board_option
 @click.option("--elf", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Image to run (default: build it, or the one in build/firmware/TARGET).")
+              help="Image to run (default: build the bundled micro model into build/firmware/TARGET).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Loopback TCP port for the UART.")
 @click.option("--icount", type=click.IntRange(0, 10), default=None,
               help="Run QEMU with -icount shift=N: deterministic cycle counts that stand for instructions.")
 def firmware_run(target: str, board: str | None, elf: Path | None, port: int | None, icount: int | None) -> None:
-    """Start QEMU with the firmware; its UART listens on tcp:127.0.0.1:PORT until Ctrl-C."""
+    """Start QEMU with the firmware; its UART listens on tcp:127.0.0.1:PORT until Ctrl-C (or SIGTERM)."""
+    import signal
+
     from edge_digits.firmware.build import FirmwareBuildError
     from edge_digits.firmware.qemu import run_qemu
 
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt   # SIGTERM (kill, systemd) stops QEMU as Ctrl-C does, not leaving it running
+
     if elf is None:
         elf = Path(_build(target, None, None, board, "-Os").elf)
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         with run_qemu(target, elf, port=port, icount_shift=icount) as session:
             click.echo(f"QEMU {session.machine} runs {elf}; UART at {session.spec}")
@@ -108,6 +114,8 @@ def firmware_run(target: str, board: str | None, elf: Path | None, port: int | N
                 click.echo("stopping QEMU")
     except FirmwareBuildError as exc:
         raise EdgeDigitsError(str(exc)) from exc
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command("validate")
@@ -130,15 +138,17 @@ def validate_cmd(port_spec: str, baud: int, count: int, model: Path | None, time
     from edge_digits.fileio import atomic_write_json
     from edge_digits.firmware import device
 
+    model_path = resolve_model_arg(model, "micro")
     try:
+        reference = device.reference_model(model_path)   # TFLM first: a missing extra is said before any I/O
         port = device.open_port(port_spec, baud)
-    except device.PortError as exc:
+    except (device.PortError, RuntimeError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
     try:
         client = device.DeviceClient(port, timeout=timeout, retries=retries)
         with click.progressbar(length=count, label="validating", file=None) as bar:
-            result = device.validate(client, resolve_model_arg(model, "micro"), count, port_spec, cache_dir,
-                                     icount, progress=lambda done, total: bar.update(1))
+            result = device.validate(client, model_path, count, port_spec, cache_dir, icount,
+                                     progress=lambda done, total: bar.update(1), reference=reference)
     except (device.PortError, RuntimeError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
     finally:

@@ -1,8 +1,13 @@
 """Firmware builds: the native engine for a model, plus our startup, board and protocol code, cross-compiled.
 
 ``build_firmware`` generates the engine into ``OUT/gen``, writes the INFO text
-the firmware reports, runs ``make`` in ``firmware/`` with Debian's
+the firmware reports, runs the firmware ``Makefile`` with Debian's
 arm-none-eabi toolchain and records flash and static RAM from the ELF.
+
+The firmware's C sources, linker scripts and ``Makefile`` are package data
+(``edge_digits/firmware/csrc``, beside the engine's ``edge_digits/engine/csrc``),
+so a clone and an installed wheel build the same firmware from the same files;
+``make`` reads them where they are installed and writes only into ``OUT``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from edge_digits.fileio import atomic_write_json, atomic_write_text
 from edge_digits.firmware.targets import TARGETS, boards_of
 
 OPT_LEVELS = ("-Os", "-O2")
-TOOLCHAIN_HINT = "install Debian's gcc-arm-none-eabi and libnewlib-arm-none-eabi (make setup-system does it)"
+SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
+# Debian's packages for the build (the Makefile's APT_PACKAGES in a clone, where `make setup-system` installs them)
+TOOLCHAIN_HINT = "apt install gcc-arm-none-eabi libnewlib-arm-none-eabi"
+MAKE_HINT = "apt install make"
 
 
 class FirmwareBuildError(RuntimeError):
@@ -50,11 +58,14 @@ class FirmwareBuild:
 
 
 def firmware_dir() -> Path:
-    """The ``firmware/`` folder of this checkout (the C sources are not part of the Python wheel)."""
-    here = Path(__file__).resolve().parents[2] / "firmware"
-    if not (here / "Makefile").exists():
-        raise FirmwareBuildError(f"firmware sources not found at {here}: run from a clone of edge-digits")
-    return here
+    """The firmware's sources and ``Makefile``: package data, in a clone and in an installed wheel alike."""
+    needed = [SOURCE_DIR / "Makefile", SOURCE_DIR / "common" / "main.c", SOURCE_DIR / "targets"]
+    missing = [str(p.relative_to(SOURCE_DIR)) for p in needed if not p.exists()]
+    if missing:
+        raise FirmwareBuildError(f"the firmware sources are missing from {SOURCE_DIR} ({', '.join(missing)}): "
+                                 "this edge-digits install is incomplete; reinstall it "
+                                 "(pip install --force-reinstall edge-digits)")
+    return SOURCE_DIR
 
 
 def info_header(model_sha256: str, input_shape: list[int], input_scale: float, input_zero_point: int,
@@ -87,8 +98,17 @@ def info_header(model_sha256: str, input_shape: list[int], input_scale: float, i
 
 
 def _require_toolchain() -> None:
-    if shutil.which("arm-none-eabi-gcc") is None:
-        raise FirmwareBuildError(f"arm-none-eabi-gcc is not on PATH: {TOOLCHAIN_HINT}")
+    """The tools the build runs, each missing one named with the Debian package that brings it."""
+    if shutil.which("make") is None:
+        raise FirmwareBuildError(f"make is not on PATH: {MAKE_HINT}")
+    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-size"):
+        if shutil.which(tool) is None:
+            raise FirmwareBuildError(f"{tool} is not on PATH: {TOOLCHAIN_HINT}")
+    # gcc prints the bare name back when it finds no such file: newlib (its C library and nano.specs) is missing
+    specs = subprocess.run(["arm-none-eabi-gcc", "-print-file-name=nano.specs"], capture_output=True,
+                           text=True).stdout.strip()
+    if not Path(specs).is_absolute() or not Path(specs).is_file():
+        raise FirmwareBuildError(f"arm-none-eabi-gcc has no C library (nano.specs not found): {TOOLCHAIN_HINT}")
 
 
 def elf_sections(elf: Path) -> dict[str, int]:

@@ -14,12 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from typing import Protocol as TypingProtocol
 
 import numpy as np
 
 from edge_digits.firmware import protocol as proto
+
+if TYPE_CHECKING:
+    from edge_digits.runtime.tflm import TflmModel
 
 
 class PortError(RuntimeError):
@@ -206,6 +209,17 @@ def cycle_note(info: dict[str, Any], icount_shift: int | None) -> str:
     return f"{info.get('cycle_source', '?')} cycles of the core clock"
 
 
+def reference_model(model: Path) -> TflmModel:
+    """``model`` in the TFLM reference interpreter, the oracle ``validate`` holds a device to.
+
+    Raises ``TflmError`` (a ``RuntimeError``) naming the extra to install where TFLM is missing, so a caller
+    can load it before it talks to a device.
+    """
+    from edge_digits.runtime import tflm
+
+    return tflm.TflmModel(Path(model).read_bytes())
+
+
 def validate(
     client: DeviceClient,
     model: Path,
@@ -214,15 +228,18 @@ def validate(
     cache_dir: Path | None = None,
     icount_shift: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    reference: TflmModel | None = None,
 ) -> ValidationResult:
-    """Send ``count`` MNIST test images and compare every int8 output with the TFLM reference."""
+    """Send ``count`` MNIST test images and compare every int8 output with the TFLM reference
+    (``reference``, else ``model`` loaded by ``reference_model``)."""
     import hashlib
 
     from edge_digits import int8
     from edge_digits.data import load_mnist
-    from edge_digits.runtime import tflm
 
     model_bytes = Path(model).read_bytes()
+    if reference is None:
+        reference = reference_model(Path(model))
     info = client.info()
     sha = hashlib.sha256(model_bytes).hexdigest()
     if info.get("model_sha256") and info["model_sha256"] != sha:
@@ -230,7 +247,6 @@ def validate(
                         f"({sha[:12]}…): pass the model it was built from with --model")
     _, _, x_test, y_test = load_mnist(cache_dir)
     count = min(count, len(x_test))
-    reference = tflm.TflmModel(model_bytes)
     inputs = int8.quantize_images(x_test[:count], reference.input_scale, reference.input_zero_point)
     golden = reference.invoke_raw(inputs)
     outputs = golden.shape[1]

@@ -1,4 +1,4 @@
-"""The device protocol's Python side: the same frames as ``firmware/common/ed_proto.c``.
+"""The device protocol's Python side: the same frames as ``edge_digits/firmware/csrc/common/ed_proto.c``.
 
 A frame is magic ``ED 1A``, a command byte, a little-endian 16-bit payload
 length, the payload, and a CRC-16/CCITT-FALSE (little-endian) over command,

@@ -18,7 +18,7 @@ from pathlib import Path
 from edge_digits.firmware.build import FirmwareBuildError
 from edge_digits.firmware.targets import BOARDS, TARGETS
 
-QEMU_HINT = "install Debian's qemu-system-arm (make setup-system does it)"
+QEMU_HINT = "apt install qemu-system-arm"   # Debian's package (in a clone, `make setup-system` installs it)
 
 
 @dataclass(frozen=True)

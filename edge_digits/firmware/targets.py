@@ -4,7 +4,7 @@
 A target is a core and memory map the firmware Makefile knows (``TARGET=``);
 a board is a concrete board of a target (``BOARD=``), run under QEMU where
 QEMU has it and flashed through a probe where it is hardware. A new board is
-one entry here plus its board file under ``firmware/``.
+one entry here plus its board file under ``edge_digits/firmware/csrc/targets/``.
 """
 
 from __future__ import annotations

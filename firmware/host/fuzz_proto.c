@@ -2,7 +2,10 @@
  * parser in a valid state, never read or write outside its buffers, and every
  * frame it accepts must re-encode to exactly the input bytes it came from.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I../common fuzz_proto.c ../common/ed_proto.c
+ * From firmware/host (the parser lives in edge_digits/firmware/csrc/common):
+ *
+ *   C=../../edge_digits/firmware/csrc/common
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I$C fuzz_proto.c $C/ed_proto.c
  */
 #include <stddef.h>
 #include <stdint.h>
