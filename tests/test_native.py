@@ -264,7 +264,7 @@ def test_second_open_reuses_the_library_in_this_process_and_the_next(tmp_path: P
     assert first.folder.parent == tmp_path / "native"
     facts = json.loads((first.folder / native.BUILD_JSON).read_text())
     assert facts["model_sha256"] == hashlib.sha256(bundled_model("micro").read_bytes()).hexdigest()
-    assert facts["flags"] == list(native.FLAGS)
+    assert facts["flags"] == list(native.host_flags(compiler.identify().machine))
 
 
 @needs_cc
@@ -333,7 +333,8 @@ def test_a_build_that_dies_halfway_is_never_loaded(tmp_path: Path, monkeypatch) 
     assert any(p.stat().st_size == 1000 for p in left[0].rglob(native.LIBRARY))
     session = native.open_model(bundled_model("micro"), 1)   # the real compiler: built anew, loaded intact
     assert session.folder.name == native.cache_key(
-        hashlib.sha256(bundled_model("micro").read_bytes()).hexdigest(), compiler.identify(), native.FLAGS)
+        hashlib.sha256(bundled_model("micro").read_bytes()).hexdigest(), compiler.identify(),
+        native.host_flags(compiler.identify().machine))
     assert native.read_entry(session.folder, session.folder.name) is not None
     assert session.run(np.zeros((2, 28, 28, 1), np.int8)).shape == (2, 10)
 

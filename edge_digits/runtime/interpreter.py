@@ -91,7 +91,8 @@ class InterpreterSession:
             self._batch = len(x)
         self._interp.set_tensor(self._in_index, x)
         self._interp.invoke()
-        return np.asarray(self._interp.get_tensor(self._out_index)).reshape(len(x), -1).copy()
+        # get_tensor returns a copy (the interpreter's buffer is reused by the next invoke): no second copy
+        return np.asarray(self._interp.get_tensor(self._out_index)).reshape(len(x), -1)
 
 
 def open_litert(path: Path, threads: int) -> InterpreterSession:
