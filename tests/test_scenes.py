@@ -196,7 +196,10 @@ def test_live_readings_settle_and_start_over_on_a_new_page(classifier: Any, reje
     records: list[dict[str, Any]] = []
     source = cam.DemoClipSource(frames=30)
     summary = run(source, classifier, RunOptions(), on_frame=records.append, rejector=rejector)
-    assert summary.frames == 30 and summary.stable_changes < summary.line_changes
+    # the stable view changes only as a page comes and goes (cleared on the cut, settled once per sheet), however
+    # often the raw reading of a line flickers
+    assert summary.frames == 30 and summary.page_detections == 2
+    assert summary.stable_changes <= 2 * summary.page_detections
     first_sheet = set(records[0]["truth"])
     assert all(not set(r["stable_lines"]) & first_sheet for r in records[16:])   # nothing lingers after the cut
     assert records[29]["stable_lines"] and all(r["stable_lines"] == records[29]["stable_lines"]

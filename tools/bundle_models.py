@@ -108,7 +108,8 @@ def main(args: list[str]) -> int:
         atomic_write_json(MODEL_DIR / f"{name}.json", c)
         print(f"{name}: int8 {c['accuracy_int8']:.2%} (TFLM {c['accuracy_int8_tflm']:.2%}), {c['tflite_bytes']} bytes, "
               f"arena {c['tflm_arena_bytes']} bytes")
-    cards = [json.loads(p.read_text()) for p in sorted(MODEL_DIR.glob("*.json"))]
+    # digit-model cards only: reject.json is the rejection model's, whose card is REJECT.md
+    cards = [c for c in (json.loads(p.read_text()) for p in sorted(MODEL_DIR.glob("*.json"))) if "accuracy_int8" in c]
     atomic_write_text(MODEL_DIR / "MODEL_CARD.md", model_card_markdown(cards))
     return 0
 
