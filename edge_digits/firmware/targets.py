@@ -20,6 +20,8 @@ class Target:
     cpu: str
     default_board: str
     summary: str
+    # The part number in the core's CPUID register (bits 15:4), which the firmware reports in INFO
+    cpuid_partno: int
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,24 @@ class Board:
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("mps2-an386", "Cortex-M4F", "mps2-an386", "QEMU's Arm MPS2 AN386 (Cortex-M4F)"),
+    Target("microbit", "Cortex-M0", "microbit", "BBC micro:bit v1 (nRF51822, Cortex-M0, 16 KB RAM), QEMU's microbit",
+           0xC20),
+    Target("mps2-an385", "Cortex-M3", "mps2-an385", "QEMU's Arm MPS2 AN385 (Cortex-M3, no FPU)", 0xC23),
+    Target("mps2-an386", "Cortex-M4F", "mps2-an386", "QEMU's Arm MPS2 AN386 (Cortex-M4F)", 0xC24),
+    Target("mps2-an500", "Cortex-M7", "mps2-an500", "QEMU's Arm MPS2 AN500 (Cortex-M7, FPU)", 0xC27),
+    Target("mps2-an505", "Cortex-M33", "mps2-an505", "QEMU's Arm MPS2 AN505 (Cortex-M33, FPU, Secure state)", 0xD21),
+    Target("mps3-an547", "Cortex-M55", "mps3-an547", "QEMU's Arm MPS3 AN547 (Cortex-M55, FPU and MVE, Secure state)",
+           0xD22),
     Target("stm32f4", "Cortex-M4F", "netduinoplus2", "STM32F4 boards (Nucleo-F446RE, Black Pill F411, QEMU's "
-           "netduinoplus2)"),
+           "netduinoplus2)", 0xC24),
 )}
 BOARDS: dict[str, Board] = {b.name: b for b in (
+    Board("microbit", "microbit", "microbit", None, "BBC micro:bit v1 (nRF51822), QEMU's microbit"),
+    Board("mps2-an385", "mps2-an385", "mps2-an385", None, "QEMU machine mps2-an385"),
     Board("mps2-an386", "mps2-an386", "mps2-an386", None, "QEMU machine mps2-an386"),
+    Board("mps2-an500", "mps2-an500", "mps2-an500", None, "QEMU machine mps2-an500"),
+    Board("mps2-an505", "mps2-an505", "mps2-an505", None, "QEMU machine mps2-an505"),
+    Board("mps3-an547", "mps3-an547", "mps3-an547", None, "QEMU machine mps3-an547"),
     Board("netduinoplus2", "stm32f4", "netduinoplus2", "stm32f405rg", "Netduino Plus 2 (STM32F405), QEMU's "
           "netduinoplus2"),
     Board("nucleo-f446re", "stm32f4", None, "stm32f446retx", "ST Nucleo-F446RE"),

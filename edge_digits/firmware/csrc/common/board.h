@@ -14,6 +14,8 @@ int board_uart_getc(uint32_t timeout_ms);
 uint32_t board_cycles(void);
 /* "DWT" or "SysTick": where board_cycles() comes from. */
 const char *board_cycle_source(void);
+/* The core's CPUID register (implementer, variant, part number, revision): what core runs the image. */
+uint32_t board_cpuid(void);
 uint32_t board_clock_hz(void);
 const char *board_name(void);
 

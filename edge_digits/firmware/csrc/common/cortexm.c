@@ -90,3 +90,8 @@ const char *board_cycle_source(void)
 {
     return use_dwt ? "DWT" : "SysTick";
 }
+
+uint32_t board_cpuid(void)
+{
+    return SCB_CPUID;
+}

@@ -9,6 +9,7 @@
 #define SYST_CSR ED_REG(0xE000E010u)
 #define SYST_RVR ED_REG(0xE000E014u)
 #define SYST_CVR ED_REG(0xE000E018u)
+#define SCB_CPUID ED_REG(0xE000ED00u)
 #define SCB_ICSR ED_REG(0xE000ED04u)
 #define ICSR_PENDSTSET (1u << 26) /* SysTick's interrupt is pending: it has not run yet */
 #define SCB_CPACR ED_REG(0xE000ED88u)

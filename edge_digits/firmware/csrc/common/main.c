@@ -82,7 +82,9 @@ static void handle_info(void)
     size_t at = append(text, 0, INFO_CAP, ED_INFO_JSON_PREFIX);
     at = append(text, at, INFO_CAP, ",\"board\":\"");
     at = append(text, at, INFO_CAP, board_name());
-    at = append(text, at, INFO_CAP, "\",\"clock_hz\":");
+    at = append(text, at, INFO_CAP, "\",\"cpuid\":");
+    at = append_u32(text, at, INFO_CAP, board_cpuid());
+    at = append(text, at, INFO_CAP, ",\"clock_hz\":");
     at = append_u32(text, at, INFO_CAP, board_clock_hz());
     at = append(text, at, INFO_CAP, ",\"cycle_source\":\"");
     at = append(text, at, INFO_CAP, board_cycle_source());
