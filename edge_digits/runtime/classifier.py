@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from edge_digits.int8 import quantize_images
@@ -46,8 +47,6 @@ class Classifier:
     def quantize(self, images: np.ndarray) -> np.ndarray:
         """Images as the model's input tensor: pixel/255, quantized for int8 models, shape (N, 28, 28, 1)."""
         if self._table is not None and images.dtype == np.uint8 and images.size:
-            import cv2
-
             flat = cv2.LUT(np.ascontiguousarray(images).reshape(len(images), -1), self._table)
             return np.asarray(flat).reshape(*images.shape, 1)
         if self.input.dtype == np.int8:

@@ -2,58 +2,18 @@
  * ed_pool.c - MAX_POOL_2D and AVERAGE_POOL_2D on int8, as TFLM's reference
  * integer pooling: only taps inside the input count, the average divides by
  * the number of such taps rounding half away from zero, and the fused
- * activation clamps the result. Channels are processed in blocks of
- * ED_POOL_BLOCK so each tap visit covers contiguous channels.
+ * activation clamps the result.
  */
 #include "ed_kernels.h"
 #include "ed_fixedpoint.h"
 
 #define ED_POOL_BLOCK 8
 
-static void ed_pool(const ed_pool_params *p, const int8_t *input, int8_t *output, int is_max)
+/* The taps [lo, hi) of a window starting at input position start (may be negative) that lie inside. */
+static void ed_pool_taps(int32_t start, int32_t in_size, int32_t f, int32_t *lo, int32_t *hi)
 {
-    const int32_t c = p->c;
-    int32_t oy, ox, c0, ky, kx, j;
-    for (oy = 0; oy < p->out_h; ++oy) {
-        const int32_t iy0 = oy * p->stride_h - p->pad_h;
-        const int32_t ky_lo = iy0 < 0 ? -iy0 : 0;
-        const int32_t ky_hi = p->in_h - iy0 < p->f_h ? p->in_h - iy0 : p->f_h;
-        for (ox = 0; ox < p->out_w; ++ox) {
-            const int32_t ix0 = ox * p->stride_w - p->pad_w;
-            const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
-            const int32_t kx_hi = p->in_w - ix0 < p->f_w ? p->in_w - ix0 : p->f_w;
-            const int32_t count = (ky_hi - ky_lo) * (kx_hi - kx_lo);
-            for (c0 = 0; c0 < c; c0 += ED_POOL_BLOCK) {
-                const int32_t n = c - c0 < ED_POOL_BLOCK ? c - c0 : ED_POOL_BLOCK;
-                int32_t acc[ED_POOL_BLOCK];
-                for (j = 0; j < ED_POOL_BLOCK; ++j) {
-                    acc[j] = is_max ? -128 : 0;
-                }
-                for (ky = ky_lo; ky < ky_hi; ++ky) {
-                    for (kx = kx_lo; kx < kx_hi; ++kx) {
-                        const int8_t *x = input + ((iy0 + ky) * p->in_w + ix0 + kx) * c + c0;
-                        if (is_max) {
-                            for (j = 0; j < n; ++j) {
-                                acc[j] = x[j] > acc[j] ? x[j] : acc[j];
-                            }
-                        } else {
-                            for (j = 0; j < n; ++j) {
-                                acc[j] += x[j];
-                            }
-                        }
-                    }
-                }
-                for (j = 0; j < n; ++j) {
-                    int32_t v = acc[j];
-                    if (!is_max) {
-                        v = v > 0 ? (v + count / 2) / count : (v - count / 2) / count;
-                    }
-                    output[c0 + j] = (int8_t)ed_clamp(v, p->act_min, p->act_max);
-                }
-            }
-            output += c;
-        }
-    }
+    *lo = start < 0 ? -start : 0;
+    *hi = in_size - start < f ? in_size - start : f;
 }
 
 /* The max of int8 values needs no wider accumulator: each output pixel is updated in place, one tap's
@@ -61,15 +21,13 @@ static void ed_pool(const ed_pool_params *p, const int8_t *input, int8_t *output
 void ed_maxpool2d(const ed_pool_params *p, const int8_t *input, int8_t *output)
 {
     const int32_t c = p->c;
-    int32_t oy, ox, ky, kx, j;
+    int32_t oy, ox, ky, kx, j, ky_lo, ky_hi, kx_lo, kx_hi;
     for (oy = 0; oy < p->out_h; ++oy) {
         const int32_t iy0 = oy * p->stride_h - p->pad_h;
-        const int32_t ky_lo = iy0 < 0 ? -iy0 : 0;
-        const int32_t ky_hi = p->in_h - iy0 < p->f_h ? p->in_h - iy0 : p->f_h;
+        ed_pool_taps(iy0, p->in_h, p->f_h, &ky_lo, &ky_hi);
         for (ox = 0; ox < p->out_w; ++ox) {
             const int32_t ix0 = ox * p->stride_w - p->pad_w;
-            const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
-            const int32_t kx_hi = p->in_w - ix0 < p->f_w ? p->in_w - ix0 : p->f_w;
+            ed_pool_taps(ix0, p->in_w, p->f_w, &kx_lo, &kx_hi);
             for (j = 0; j < c; ++j) {
                 output[j] = -128;
             }
@@ -89,7 +47,36 @@ void ed_maxpool2d(const ed_pool_params *p, const int8_t *input, int8_t *output)
     }
 }
 
+/* Sums in int32, channels in blocks of ED_POOL_BLOCK so each tap visit covers contiguous channels. */
 void ed_avgpool2d(const ed_pool_params *p, const int8_t *input, int8_t *output)
 {
-    ed_pool(p, input, output, 0);
+    const int32_t c = p->c;
+    int32_t oy, ox, c0, ky, kx, j, ky_lo, ky_hi, kx_lo, kx_hi;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_h;
+        ed_pool_taps(iy0, p->in_h, p->f_h, &ky_lo, &ky_hi);
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t ix0 = ox * p->stride_w - p->pad_w;
+            int32_t count;
+            ed_pool_taps(ix0, p->in_w, p->f_w, &kx_lo, &kx_hi);
+            count = (ky_hi - ky_lo) * (kx_hi - kx_lo);
+            for (c0 = 0; c0 < c; c0 += ED_POOL_BLOCK) {
+                const int32_t n = c - c0 < ED_POOL_BLOCK ? c - c0 : ED_POOL_BLOCK;
+                int32_t acc[ED_POOL_BLOCK] = {0};
+                for (ky = ky_lo; ky < ky_hi; ++ky) {
+                    for (kx = kx_lo; kx < kx_hi; ++kx) {
+                        const int8_t *x = input + ((iy0 + ky) * p->in_w + ix0 + kx) * c + c0;
+                        for (j = 0; j < n; ++j) {
+                            acc[j] += x[j];
+                        }
+                    }
+                }
+                for (j = 0; j < n; ++j) {
+                    const int32_t v = acc[j] > 0 ? (acc[j] + count / 2) / count : (acc[j] - count / 2) / count;
+                    output[c0 + j] = (int8_t)ed_clamp(v, p->act_min, p->act_max);
+                }
+            }
+            output += c;
+        }
+    }
 }
