@@ -213,7 +213,10 @@ def test_fusing_conv_and_max_pool_is_chosen_where_it_saves_ram() -> None:
     assert kernels.count("ed_conv2d_maxpool") == 2 and len(fused.layers) == len(graph.layers) - 2
     assert mp.scratch_bytes < plan.plan_memory(graph).scratch_bytes
     conv = next(layer for layer in fused.layers if layer.pool is not None)
-    assert plan.patch_bytes(conv) == 2 * 3 * 3 * conv.params["in_c"] + 2 * conv.params["out_w"] * conv.params["out_c"]
+    # two int16 receptive fields (the DSP path computes two pixels at a time), then one pooling window of conv rows
+    assert plan.patch_bytes(conv) == (plan.CONV_PATCHES * 2 * 3 * 3 * conv.params["in_c"]
+                                      + 2 * conv.params["out_w"] * conv.params["out_c"])
+    assert plan.CONV_PATCHES == 2
 
 
 def _check_plan(name: str, graph, mp) -> None:

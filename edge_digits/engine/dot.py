@@ -47,6 +47,38 @@ def _conv_matrix(layer: Layer) -> np.ndarray:
     return w.reshape(p["out_c"], -1)
 
 
+def untransposed(graph: Graph) -> Graph:
+    """The graph with every conv's weights as [out_c][k_h][k_w][in_c] rows, the layout the SIMD paths read."""
+    layers = []
+    for layer in graph.layers:
+        if layer.kernel in ("ed_conv2d", "ed_conv2d_maxpool") and layer.params["weights_transposed"]:
+            p = layer.params
+            rows = _conv_matrix(layer).reshape(p["out_c"], p["k_h"], p["k_w"], p["in_c"])
+            layer = replace(layer, params=dict(p, weights_transposed=0), weights=rows)
+        layers.append(layer)
+    return replace(graph, layers=layers)
+
+
+def offset_in_bias(graph: Graph) -> Graph:
+    """The graph with each conv's input offset moved into its bias: bias + in_offset * sum(weights of the channel).
+
+    The Helium path multiplies raw int8 inputs (the input zero point at padded taps, so a padded tap still
+    adds (zero point + offset) * w = 0), and sum((x + offset) * w) = sum(x * w) + offset * sum(w) exactly in
+    int32, so the results are TFLM's. ``bias_has_offset`` tells the kernel which bias it was given.
+    """
+    layers = []
+    for layer in graph.layers:
+        if layer.kernel in ("ed_conv2d", "ed_conv2d_maxpool") and not layer.params["weights_transposed"]:
+            assert layer.bias is not None
+            wsum = _conv_matrix(layer).astype(np.int64).sum(axis=1)
+            bias = np.asarray(layer.bias, dtype=np.int64) + layer.params["in_offset"] * wsum
+            if np.abs(bias).max(initial=0) >= 2**31:
+                raise ValueError(f"layer {layer.index}: the bias with the input offset folded in overflows int32")
+            layer = replace(layer, params=dict(layer.params, bias_has_offset=1), bias=bias.astype(np.int32))
+        layers.append(layer)
+    return replace(graph, layers=layers)
+
+
 def dot_layer(layer: Layer) -> Layer:
     """The layer as an ``ed_conv2d_dot`` call if it is a CONV_2D or FULLY_CONNECTED, else unchanged.
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_digits.engine import cgen
-from edge_digits.engine.dot import DOT_KERNEL, DOT_PIXELS, dot_graph
+from edge_digits.engine.dot import DOT_KERNEL, DOT_PIXELS, dot_graph, offset_in_bias, untransposed
 from edge_digits.engine.graph import Graph, Layer, read_graph
 from edge_digits.engine.plan import MemoryPlan, best_plan, patch_key
 from edge_digits.fileio import atomic_write_json, atomic_write_text
@@ -34,7 +34,7 @@ _PARAM_TYPES = {"ed_conv2d": "ed_conv_params", DOT_KERNEL: "ed_conv_params", "ed
                 "ed_dwconv2d": "ed_conv_params", "ed_maxpool2d": "ed_pool_params",
                 "ed_avgpool2d": "ed_pool_params", "ed_fully_connected": "ed_fc_params",
                 "ed_softmax": "ed_softmax_params", "ed_mean_hw": "ed_mean_params"}
-_HEADERS = ("ed_fixedpoint.h", "ed_kernels.h")
+_HEADERS = ("ed_fixedpoint.h", "ed_kernels.h", "ed_simd.h")
 
 
 @dataclass(frozen=True)
@@ -192,11 +192,15 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
 
 
 def generate(model_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-             kernel_dir: str | os.PathLike[str] | None = None, dot: bool = False) -> GenerateResult:
+             kernel_dir: str | os.PathLike[str] | None = None, dot: bool = False,
+             simd: str = "scalar") -> GenerateResult:
     """Write the C engine for ``model_path`` into ``out_dir`` (created or replaced) and return its summary.
 
     ``dot`` runs convolutions and fully connected layers through the dot-product kernel
     (``ed_conv_dot.c``: AVX-512 VNNI, Arm SDOT or NEON where compiled for them), as a host build wants.
+    ``simd`` is the firmware's kernel set (``scalar``, ``dsp`` or ``mve``): the SIMD paths of ``ed_conv.c``
+    take every convolution's weights as [out_c][k_h][k_w][in_c] rows, so none is transposed for them, and
+    the Helium path takes the input offset in the bias (``offset_in_bias``).
 
     Raises :class:`~edge_digits.engine.graph.UnsupportedModelError` for models the engine cannot
     run, before anything is written.
@@ -205,6 +209,10 @@ def generate(model_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     kernels = Path(kernel_dir) if kernel_dir is not None else KERNEL_DIR
     data = model_path.read_bytes()
     graph = read_graph(data)
+    if simd != "scalar":
+        graph = untransposed(graph)
+    if simd == "mve":
+        graph = offset_in_bias(graph)
     graph, plan = best_plan(dot_graph(graph) if dot else graph)
     digest = hashlib.sha256(data).hexdigest()
     needed = list(_HEADERS) + sorted({f for lay in graph.layers for f in _KERNEL_FILES.get(lay.kernel, ())})

@@ -12,11 +12,18 @@
 
 #include <stdint.h>
 
+/* Inlined even at -Os: the requantization runs once per output value, inside every kernel's loop. */
+#if defined(__GNUC__)
+#define ED_HOT_INLINE static inline __attribute__((always_inline))
+#else
+#define ED_HOT_INLINE static inline
+#endif
+
 #define ED_INT32_MIN ((int32_t)(-2147483647 - 1))
 #define ED_INT32_MAX ((int32_t)2147483647)
 
 /* Shift left without signed-overflow undefined behaviour (wraps like TFLM's int32 code). */
-static inline int32_t ed_shl(int32_t x, int s)
+ED_HOT_INLINE int32_t ed_shl(int32_t x, int s)
 {
     return (int32_t)((uint32_t)x << s);
 }
@@ -36,37 +43,36 @@ static inline int32_t ed_srdhm(int32_t a, int32_t b)
 
 /*
  * x / 2^exponent rounded to nearest, ties away from zero (0 <= exponent <= 31):
- * TFLM's RoundingDivideByPOT. Written as one biased arithmetic shift, which is
- * the same function: for x >= 0 the bias is half the divisor, for x < 0 one
- * less, so exact halves round away from zero in both directions.
+ * TFLM's RoundingDivideByPOT, in its own 32-bit form (mask, remainder,
+ * threshold), which never overflows and needs no 64-bit arithmetic.
  */
-static inline int32_t ed_rdbpot(int32_t x, int exponent)
+ED_HOT_INLINE int32_t ed_rdbpot(int32_t x, int exponent)
 {
-    int64_t bias;
-    if (exponent == 0) {
-        return x;
-    }
-    bias = ((int64_t)1 << (exponent - 1)) - (x < 0 ? 1 : 0);
-    return (int32_t)(((int64_t)x + bias) >> exponent);
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
 /*
  * x * multiplier * 2^shift with multiplier a Q31 fraction, as TFLM requantizes
  * (MultiplyByQuantizedMultiplier). The generator only emits multipliers >= 0,
- * so the one overflow case of ed_srdhm (both factors INT32_MIN) cannot occur
- * and is not tested here; the rounding is the same.
+ * so the one overflow case of ed_srdhm (both factors INT32_MIN) cannot occur.
+ * ed_srdhm's (ab + nudge) / 2^31, truncated, is the same integer as
+ * floor((ab + 2^30) / 2^31) for every ab (for ab < 0 the nudge is 1 - 2^30 and
+ * truncation is floor after adding 2^31 - 1), so it is one arithmetic shift:
+ * SMULL, a 64-bit add and a shift on Arm.
  */
-static inline int32_t ed_mbqm(int32_t x, int32_t multiplier, int32_t shift)
+ED_HOT_INLINE int32_t ed_mbqm(int32_t x, int32_t multiplier, int32_t shift)
 {
     const int left = shift > 0 ? (int)shift : 0;
     const int right = shift > 0 ? 0 : (int)-shift;
     const int64_t ab = (int64_t)ed_shl(x, left) * (int64_t)multiplier;
-    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    return ed_rdbpot((int32_t)((ab + nudge) / ((int64_t)1 << 31)), right);
+    return ed_rdbpot((int32_t)((ab + ((int64_t)1 << 30)) >> 31), right);
 }
 
 /* Requantize an accumulator to int8: bias, multiplier and shift of one channel, offset, clamp. */
-static inline int8_t ed_requant(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift,
+ED_HOT_INLINE int8_t ed_requant(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift,
                                 int32_t out_offset, int32_t act_min, int32_t act_max)
 {
     const int32_t v = ed_mbqm(acc + bias, multiplier, shift) + out_offset;
