@@ -176,7 +176,8 @@ def test_the_wheel_carries_the_firmware_sources_and_nothing_else_of_firmware(whe
     shipped = {f"edge_digits/firmware/csrc/{p}" for p in sources
                if not any(part == "build" or part.startswith(".") for part in p.parts)}   # not build output
     assert shipped and shipped <= names, sorted(shipped - names)
-    assert {"edge_digits/firmware/csrc/Makefile", "edge_digits/firmware/csrc/targets/stm32f4/link.ld",
+    assert {"edge_digits/firmware/csrc/Makefile", "edge_digits/firmware/csrc/targets/stm32f4/target.toml",
+            "edge_digits/firmware/csrc/target_config.py",
             "edge_digits/firmware/csrc/common/startup.c"} <= names
     assert not [n for n in names if n.startswith("firmware/") or "/tflm/" in n or "/fuzz/" in n or "/host/" in n]
     assert any(n.startswith("edge_digits/engine/csrc/") and n.endswith(".c") for n in names)

@@ -31,13 +31,14 @@ def _default_fw_out(target: str, board: str | None) -> Path:
     return Path("build") / "firmware" / (board or target)
 
 
-def _build(target: str, model: Path | None, out: Path | None, board: str | None, opt: str) -> FirmwareBuild:
+def _build(target: str, model: Path | None, out: Path | None, board: str | None, opt: str,
+           kernels: str | None = None) -> FirmwareBuild:
     from edge_digits.engine.graph import UnsupportedModelError
     from edge_digits.firmware.build import FirmwareBuildError, build_firmware
 
     try:
         return build_firmware(target, resolve_model_arg(model, "micro"), out or _default_fw_out(target, board),
-                              board=board, opt=opt)
+                              board=board, opt=opt, kernels=kernels)
     except (FirmwareBuildError, UnsupportedModelError, OSError) as exc:
         raise EdgeDigitsError(str(exc)) from exc
 
@@ -74,10 +75,15 @@ def firmware_generate(model: str, out_dir: Path) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=check_out_dir, default=None,
               help="Output folder (default: build/firmware/TARGET).")
 @click.option("--opt", type=click.Choice(["-Os", "-O2"]), default="-Os", show_default=True)
-def firmware_build(target: str, board: str | None, model: Path | None, out: Path | None, opt: str) -> None:
+@click.option("--kernels", type=click.Choice(list(targets.KERNELS)), default=None,
+              help="The engine's inner loops: scalar C, the DSP extension (SMLAD; M4/M7/M33/M55) or Helium "
+                   "(MVE; M55). Default: the target's own (its target.toml).")
+def firmware_build(target: str, board: str | None, model: Path | None, out: Path | None, opt: str,
+                   kernels: str | None) -> None:
     """Build firmware.elf and firmware.bin with the native engine for MODEL."""
-    result = _build(target, model, out, board, opt)
-    click.echo(f"built {result.elf} and {result.bin} ({result.target}/{result.board}, {result.opt})")
+    result = _build(target, model, out, board, opt, kernels)
+    click.echo(f"built {result.elf} and {result.bin} ({result.target}/{result.board}, {result.opt}, "
+               f"{result.kernels} kernels)")
     click.echo(f"flash {result.flash_bytes} bytes (text+rodata {result.text_bytes}, data {result.data_bytes}); "
                f"static RAM {result.ram_static_bytes} bytes (data+bss, engine scratch "
                f"{result.engine_scratch_bytes}) + {result.stack_reserved_bytes} bytes of stack reserved")
@@ -163,6 +169,17 @@ def validate_cmd(port_spec: str, baud: int, count: int, model: Path | None, time
     if result.stack_used_bytes is not None:
         click.echo(f"stack high-water mark after the run: {result.stack_used_bytes} bytes")
     click.echo(f"note: {result.cycle_note}")
+    for e in result.energy_estimates:
+        click.echo(f"energy per inference, ESTIMATE for {e['board']} ({e['core']} at {e['clock_hz'] / 1e6:.0f} MHz, "
+                   f"{e['current_ma']:g} mA at {e['supply_v']:g} V from its datasheet; {e['count']:,.0f} {e['count_is']}"
+                   f"{' taken as cycles' if e['count_is'] != 'cycles' else ''}): {e['time_ms']:.2f} ms, "
+                   f"{e['energy_uj']:.1f} uJ")
+    if result.energy_estimates:
+        from edge_digits.firmware.energy import MLPERF_TINY
+
+        ref = MLPERF_TINY[0]
+        click.echo(f"for scale, MLPerf Tiny {ref.version} {ref.system} ({ref.processor}, {ref.software}), "
+                   f"{ref.benchmark}: {ref.latency_ms:g} ms, {ref.energy_uj:,.0f} uJ per inference (measured)")
     click.echo(f"retries {result.retries}, timeouts {result.timeouts}, device errors {len(result.device_errors)}")
     if json_out is not None:
         atomic_write_json(json_out, result.to_dict())
@@ -174,20 +191,26 @@ def validate_cmd(port_spec: str, baud: int, count: int, model: Path | None, time
               default="stm32f4", show_default=True)
 @click.option("--board", type=click.Choice(list(targets.hardware_boards())), default="nucleo-f446re",
               show_default=True)
-@click.option("--probe", type=click.Choice(list(PROBES)), required=True)
+@click.option("--probe", type=click.Choice(list(PROBES)), required=True,
+              help="How to write it: a debug probe (openocd, stlink, pyocd), or for a Pico the UF2 copied to "
+                   "its boot drive (uf2-copy) or loaded with picotool. The board's target.toml lists its methods.")
+@click.option("--drive", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="uf2-copy: the mounted boot drive (default: found by its INFO_UF2.TXT under /media).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), callback=check_out_dir, default=None)
-def flash_cmd(target: str, board: str, probe: str, model: Path | None, out: Path | None) -> None:
-    """Build (if needed) and flash the firmware onto a board through a debug probe."""
+def flash_cmd(target: str, board: str, probe: str, drive: Path | None, model: Path | None, out: Path | None) -> None:
+    """Build (if needed) and write the firmware onto a board."""
     from edge_digits.firmware.flash import FlashError, flash
 
+    if targets.BOARDS[board].target != target:
+        raise EdgeDigitsError(f"board {board} is a board of target {targets.BOARDS[board].target}, not {target}")
     out = out or _default_fw_out(target, board)
-    elf, binary = out / "firmware.elf", out / "firmware.bin"
-    if model is not None or not elf.exists():
+    elf, image = out / "firmware.elf", out / f"firmware.{targets.TARGETS[target].image}"
+    if model is not None or not image.exists():
         build = _build(target, model, out, board, "-Os")
-        elf, binary = Path(build.elf), Path(build.bin)
+        elf, image = Path(build.elf), Path(build.image)
     try:
-        result = flash(probe, elf, binary, board)
+        result = flash(probe, elf, image, board, drive)
     except FlashError as exc:
         raise EdgeDigitsError(str(exc)) from exc
     click.echo(f"flashed {elf.name} with {' '.join(result.command)}")

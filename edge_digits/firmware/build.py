@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_digits import __version__
 from edge_digits.fileio import atomic_write_json, atomic_write_text
-from edge_digits.firmware.targets import TARGETS, boards_of
+from edge_digits.firmware.targets import TargetError, resolve
 
 OPT_LEVELS = ("-Os", "-O2")
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
@@ -41,8 +42,11 @@ class FirmwareBuild:
     target: str
     board: str
     opt: str
+    kernels: str
     elf: str
     bin: str
+    # what goes onto the board: the .bin, or the .uf2 of a target whose image is UF2
+    image: str
     model: str
     model_sha256: str
     flash_bytes: int
@@ -69,7 +73,7 @@ def firmware_dir() -> Path:
 
 
 def info_header(model_sha256: str, input_shape: list[int], input_scale: float, input_zero_point: int,
-                output_size: int, target: str, opt: str) -> str:
+                output_size: int, target: str, opt: str, kernels: str = "scalar") -> str:
     """``ed_info.h``: the static part of the INFO reply, as a C string literal of JSON without its closing brace.
 
     >>> print(info_header("ab", [1, 28, 28, 1], 0.5, -128, 10, "stm32f4", "-Os").splitlines()[-2])
@@ -80,6 +84,7 @@ def info_header(model_sha256: str, input_shape: list[int], input_scale: float, i
         "engine": "edge-digits native engine",
         "target": target,
         "opt": opt,
+        "kernels": kernels,
         "model_sha256": model_sha256,
         "input_shape": input_shape,
         "input_dtype": "int8",
@@ -122,27 +127,32 @@ def elf_sections(elf: Path) -> dict[str, int]:
     return sizes
 
 
-def build_firmware(target: str, model: Path, out: Path, board: str | None = None, opt: str = "-Os") -> FirmwareBuild:
-    """Build ``model`` for ``target`` into ``out`` (firmware.elf, firmware.bin, build.json)."""
+def build_firmware(target: str, model: Path, out: Path, board: str | None = None, opt: str = "-Os",
+                   kernels: str | None = None) -> FirmwareBuild:
+    """Build ``model`` for ``target`` into ``out`` (firmware.elf, firmware.bin, build.json).
+
+    ``kernels`` picks the engine's inner loops (``scalar``, ``dsp``, ``mve``); by default the target's own.
+    """
     from edge_digits.engine.generate import generate
 
-    if target not in TARGETS:
-        raise FirmwareBuildError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
-    board = board or TARGETS[target].default_board
-    if board not in boards_of(target):
-        raise FirmwareBuildError(f"unknown {target} board {board!r}: choose from {', '.join(boards_of(target))}")
+    try:
+        t, b, kernels = resolve(target, board, kernels)
+    except TargetError as e:
+        raise FirmwareBuildError(str(e)) from None
+    board = b.name
     if opt not in OPT_LEVELS:
         raise FirmwareBuildError(f"optimisation {opt!r} is not one of {', '.join(OPT_LEVELS)}")
     _require_toolchain()
     src = firmware_dir()
     out = Path(out).resolve()
     gen_dir = out / "gen"
-    engine = generate(model, gen_dir)
+    engine = generate(model, gen_dir, simd=kernels)
     atomic_write_text(gen_dir / "ed_info.h", info_header(
         engine.model_sha256, [1, 28, 28, 1], engine.input_scale, engine.input_zero_point, engine.output_size,
-        target, opt))
+        target, opt, kernels))
     work = out / "build"
     cmd = ["make", "-s", "-C", str(src), f"TARGET={target}", f"BOARD={board}", f"OPT={opt}",
+           f"KERNELS={kernels}", f"PYTHON={sys.executable}",
            f"GEN_DIR={gen_dir}", f"OUT={work}"]
     shutil.rmtree(work, ignore_errors=True)
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -151,11 +161,16 @@ def build_firmware(target: str, model: Path, out: Path, board: str | None = None
     for name in ("firmware.elf", "firmware.bin"):
         shutil.copyfile(work / name, out / f".{name}.partial")
         (out / f".{name}.partial").replace(out / name)
+    image = out / "firmware.bin"
+    if t.image == "uf2":
+        from edge_digits.firmware.uf2 import write_firmware_uf2
+
+        image = write_firmware_uf2(t, out / "firmware.bin", out / "firmware.uf2")
     sections = elf_sections(out / "firmware.elf")
     text = sections.get(".text", 0) + sections.get(".ARM.exidx", 0)
     data, bss, stack = sections.get(".data", 0), sections.get(".bss", 0), sections.get(".stack", 0)
     result = FirmwareBuild(
-        target=target, board=board, opt=opt, elf=str(out / "firmware.elf"), bin=str(out / "firmware.bin"),
+        target=target, board=board, opt=opt, kernels=kernels, elf=str(out / "firmware.elf"), bin=str(out / "firmware.bin"), image=str(image),
         model=str(model), model_sha256=engine.model_sha256, flash_bytes=text + data, text_bytes=text,
         data_bytes=data, bss_bytes=bss, stack_reserved_bytes=stack, ram_static_bytes=data + bss,
         engine_scratch_bytes=engine.scratch_bytes,

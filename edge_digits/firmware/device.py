@@ -194,6 +194,8 @@ class ValidationResult:
     timeouts: int
     device_errors: list[str]
     info: dict[str, Any]
+    # estimated energy per inference on the boards this count applies to (firmware.energy), marked estimates
+    energy_estimates: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -263,6 +265,7 @@ def validate(
     clock = int(info.get("clock_hz", 0))
     median = float(np.median(cycles)) if cycles else 0.0
     instructions = median * 1e9 / (clock * 2 ** icount_shift) if icount_shift is not None and clock else None
+    energy = _energy(str(info.get("board", "")), median, instructions)
     return ValidationResult(
         port=port_name,
         count=count,
@@ -281,4 +284,18 @@ def validate(
         timeouts=client.stats.timeouts,
         device_errors=list(client.stats.device_errors),
         info=info,
+        energy_estimates=[e.to_dict() for e in energy],
     )
+
+
+def _energy(board: str, cycles: float, instructions: float | None) -> list[Any]:
+    """Energy estimates: from instructions under QEMU -icount, from cycles on a hardware board, else none
+    (QEMU without -icount counts host time)."""
+    from edge_digits.firmware import energy
+    from edge_digits.firmware.targets import BOARDS
+
+    if instructions is not None:
+        return energy.estimates_for_run(board, instructions, under_qemu=True)
+    if board in BOARDS and BOARDS[board].qemu_machine is None and cycles:
+        return energy.estimates_for_run(board, cycles, under_qemu=False)
+    return []

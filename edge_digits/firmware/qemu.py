@@ -59,8 +59,9 @@ def qemu_command(target: str, elf: Path, port: int, icount_shift: int | None = N
     """
     machine = qemu_machine(target)
     tcp = f"tcp:127.0.0.1:{port},server=on,wait=on"
-    # The netduinoplus2's USART1 comes first; our protocol runs on USART2.
-    serials = ["-serial", "null", "-serial", tcp] if machine == "netduinoplus2" else ["-serial", tcp]
+    # the serial ports before the protocol's (the board's qemu_serial_index) go nowhere
+    index = BOARDS[TARGETS[target].default_board].qemu_serial_index
+    serials = [*(["-serial", "null"] * index), "-serial", tcp]
     cmd = ["qemu-system-arm", "-machine", machine, "-nographic", "-monitor", "none", *serials, "-kernel", str(elf)]
     if icount_shift is not None:
         cmd += ["-icount", f"shift={icount_shift}"]

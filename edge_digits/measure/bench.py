@@ -221,6 +221,8 @@ def device_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
         "cycles_median": result.get("cycles_median"), "cycles_p99": result.get("cycles_p99"),
         "latency_ms_median": result["cycles_median"] / clock * 1000.0 if clock else None,
         "cycle_note": result.get("cycle_note"),
+        "instructions_median": result.get("instructions_median"),
+        "energy_estimates": result.get("energy_estimates") or [],
     }
 
 
@@ -274,6 +276,21 @@ def markdown(report: BenchReport, baseline: str = "seed-cnn_int8") -> str:
                       f"median {d['cycles_median']:,.0f} "
                       f"cycles = {d['latency_ms_median']:.3f} ms per inference; accuracy {d['accuracy']:.2%} on "
                       f"{d['count']} images; {d['cycle_note']}"]
+        if d.get("energy_estimates"):
+            from edge_digits.firmware.energy import MLPERF_TINY
+
+            lines += ["", "Energy per inference, ESTIMATED from datasheet run current (V x I x cycles / f; "
+                          "under QEMU the instruction count stands in for cycles):", "",
+                      "| board | core | clock | current | count | time | energy (estimate) | source |",
+                      "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+            lines += [f"| {e['board']} | {e['core']} | {e['clock_hz'] / 1e6:.0f} MHz | {e['current_ma']:g} mA at "
+                      f"{e['supply_v']:g} V | {e['count']:,.0f} {e['count_is']} | {e['time_ms']:.3f} ms | "
+                      f"{e['energy_uj']:.1f} uJ | {e['source']} |" for e in d["energy_estimates"]]
+            lines += ["", "For scale, MLPerf Tiny's published figures (other models, measured with an energy "
+                          "monitor):", "", "| result | system | processor | software | benchmark | latency | "
+                          "energy |", "| --- | --- | --- | --- | --- | ---: | ---: |"]
+            lines += [f"| {r.version} | {r.system} | {r.processor} | {r.software} | {r.benchmark} | "
+                      f"{r.latency_ms:g} ms | {r.energy_uj:,.0f} uJ |" for r in MLPERF_TINY]
     lines += [""] + [f"Note: {n}" for n in report.notes]
     return "\n".join(lines) + "\n"
 

@@ -3,8 +3,9 @@
  * RXDRDY/TXDRDY events (on the board its pins go to the interface chip's USB serial port). */
 #include "board.h"
 #include "cortexm.h"
+#include "target.h"
 
-#define CLOCK_HZ 16000000u
+#define CLOCK_HZ ED_CLOCK_HZ
 #define UART0_BASE 0x40002000u
 #define UART_TASKS_STARTRX ED_REG(UART0_BASE + 0x000u)
 #define UART_TASKS_STARTTX ED_REG(UART0_BASE + 0x008u)

@@ -1,8 +1,22 @@
 /* Bare-metal STM32F4: clock tree, USART2 and the cycle counter, register by
  * register (RM0090 / RM0383 / RM0390), no vendor HAL. */
 #include "board.h"
-#include "boards.h"
 #include "cortexm.h"
+#include "target.h"
+
+/* The board's clock tree, from its [board.config] in target.toml (written to target.h by the build). */
+struct board_clock {
+    const char *name;
+    uint32_t hse_hz;      /* external clock; 0: leave the clock tree as reset/emulator set it */
+    uint32_t hse_bypass;  /* 1: HSE is an external clock signal (ST-Link MCO), not a crystal */
+    uint32_t pll_m, pll_n, pll_p, pll_q;
+    uint32_t sysclk_hz;   /* core clock once the PLL runs */
+    uint32_t apb1_div;    /* APB1 prescaler (USART2's clock is sysclk / apb1_div) */
+    uint32_t flash_wait_states;
+};
+
+static const struct board_clock BOARD = {ED_BOARD_NAME, ED_HSE_HZ, ED_HSE_BYPASS, ED_PLL_M, ED_PLL_N, ED_PLL_P,
+                                         ED_PLL_Q, ED_SYSCLK_HZ, ED_APB1_DIV, ED_FLASH_WAIT_STATES};
 
 #define BAUD 115200u
 #define HSI_HZ 16000000u
