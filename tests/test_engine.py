@@ -26,6 +26,7 @@ pytest.importorskip("tflite")
 
 from edge_digits import int8  # noqa: E402
 from edge_digits.engine import cgen, plan, quant  # noqa: E402
+from edge_digits.engine.dot import with_patch_room  # noqa: E402
 from edge_digits.engine.generate import GenerateResult, generate  # noqa: E402
 from edge_digits.engine.graph import UnsupportedModelError, read_graph  # noqa: E402
 
@@ -213,10 +214,10 @@ def test_fusing_conv_and_max_pool_is_chosen_where_it_saves_ram() -> None:
     assert kernels.count("ed_conv2d_maxpool") == 2 and len(fused.layers) == len(graph.layers) - 2
     assert mp.scratch_bytes < plan.plan_memory(graph).scratch_bytes
     conv = next(layer for layer in fused.layers if layer.pool is not None)
-    # two int16 receptive fields (the DSP path computes two pixels at a time), then one pooling window of conv rows
-    assert plan.patch_bytes(conv) == (plan.CONV_PATCHES * 2 * 3 * 3 * conv.params["in_c"]
-                                      + 2 * conv.params["out_w"] * conv.params["out_c"])
-    assert plan.CONV_PATCHES == 2
+    # one int16 receptive field (two where generation asks for the DSP path), then a pooling window of conv rows
+    assert plan.patch_bytes(conv) == 2 * 3 * 3 * conv.params["in_c"] + 2 * conv.params["out_w"] * conv.params["out_c"]
+    two = with_patch_room(fused, "dsp").layers[fused.layers.index(conv)]
+    assert plan.patch_bytes(two) == 4 * 3 * 3 * conv.params["in_c"] + 2 * conv.params["out_w"] * conv.params["out_c"]
 
 
 def _check_plan(name: str, graph, mp) -> None:

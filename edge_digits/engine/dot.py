@@ -47,6 +47,19 @@ def _conv_matrix(layer: Layer) -> np.ndarray:
     return w.reshape(p["out_c"], -1)
 
 
+def with_patch_room(graph: Graph, simd: str) -> Graph:
+    """Each conv's ``patch_stride``: int16 units of patch scratch, two receptive fields for the DSP path (it
+    computes two output pixels at a time), one otherwise (the Helium path's two int8 fields fill one)."""
+    layers = []
+    for layer in graph.layers:
+        if layer.kernel in ("ed_conv2d", "ed_conv2d_maxpool"):
+            p = layer.params
+            field = p["k_h"] * p["k_w"] * p["in_c"]
+            layer = replace(layer, params=dict(p, patch_stride=(2 if simd == "dsp" else 1) * field))
+        layers.append(layer)
+    return replace(graph, layers=layers)
+
+
 def untransposed(graph: Graph) -> Graph:
     """The graph with every conv's weights as [out_c][k_h][k_w][in_c] rows, the layout the SIMD paths read."""
     layers = []

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_digits.engine import cgen
-from edge_digits.engine.dot import DOT_KERNEL, DOT_PIXELS, dot_graph, offset_in_bias, untransposed
+from edge_digits.engine.dot import DOT_KERNEL, DOT_PIXELS, dot_graph, offset_in_bias, untransposed, with_patch_room
 from edge_digits.engine.graph import Graph, Layer, read_graph
 from edge_digits.engine.plan import MemoryPlan, best_plan, patch_key
 from edge_digits.fileio import atomic_write_json, atomic_write_text
@@ -213,6 +213,7 @@ def generate(model_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         graph = untransposed(graph)
     if simd == "mve":
         graph = offset_in_bias(graph)
+    graph = with_patch_room(graph, simd)
     graph, plan = best_plan(dot_graph(graph) if dot else graph)
     digest = hashlib.sha256(data).hexdigest()
     needed = list(_HEADERS) + sorted({f for lay in graph.layers for f in _KERNEL_FILES.get(lay.kernel, ())})

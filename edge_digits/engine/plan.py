@@ -53,11 +53,6 @@ class MemoryPlan:
     leads: dict[tuple[int, int], int]
 
 
-# receptive fields in a conv's int16 patch buffer: ED_CONV_PATCHES of ed_kernels.h (the DSP path computes two
-# output pixels at a time)
-CONV_PATCHES = 2
-
-
 def patch_key(layer: Layer) -> int:
     """The placement key of a conv layer's patch buffer (negative, so never a tensor index)."""
     return -(layer.index + 1)
@@ -71,7 +66,7 @@ def patch_bytes(layer: Layer) -> int:
     if layer.kernel not in ("ed_conv2d", "ed_conv2d_maxpool"):
         return 0
     p = layer.params
-    size = CONV_PATCHES * 2 * p["k_h"] * p["k_w"] * p["in_c"]
+    size = 2 * p.get("patch_stride", p["k_h"] * p["k_w"] * p["in_c"])
     if layer.pool is not None:
         size += min(layer.pool["f_h"], p["out_h"]) * p["out_w"] * p["out_c"]
     return size

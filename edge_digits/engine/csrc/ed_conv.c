@@ -6,7 +6,7 @@
  * which adds the same nothing). Every output channel is then one contiguous
  * dot product of the patch with that channel's weights, a loop compilers
  * turn into 16-bit multiply-adds. The patch lives in the planned scratch
- * (room for ED_CONV_PATCHES of them).
+ * (p->patch_stride int16: one field, two for the DSP path).
  * With the DSP extension (ed_simd.h) a layer whose input channels come in
  * fours runs two output pixels by two output channels at a time on SMLAD,
  * two 16-bit multiply-adds per instruction: the patch is gathered with
@@ -514,14 +514,14 @@ void ed_conv2d_rows(const ed_conv_params *p, const int8_t *input, const int8_t *
     const int32_t filter_size = p->k_h * p->k_w * p->in_c;
     int32_t oy, ox, oc;
 #if defined(ED_SIMD_MVE)
-    if (!p->weights_transposed && p->bias_has_offset) {
+    if (!p->weights_transposed && p->bias_has_offset && p->patch_stride >= p->k_h * p->k_w * p->in_c) {
         ed_conv2d_pixels_mve(p, input, weights, bias, multiplier, shift, patch, oy_begin * p->out_w,
                              oy_end * p->out_w, output);
         return;
     }
 #endif
 #if defined(ED_SIMD_DSP)
-    if (!p->weights_transposed && !p->bias_has_offset) {
+    if (!p->weights_transposed && !p->bias_has_offset && p->patch_stride >= 2 * p->k_h * p->k_w * p->in_c) {
         ed_conv2d_pixels_dsp(p, input, weights, bias, multiplier, shift, patch, oy_begin * p->out_w,
                              oy_end * p->out_w, output);
         return;

@@ -11,7 +11,7 @@ void ed_conv2d_maxpool(const ed_conv_params *p, const ed_pool_params *pool, cons
                        const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
                        const int32_t *shift, int16_t *patch, int8_t *output)
 {
-    int8_t *rows = (int8_t *)(patch + ED_CONV_PATCHES * p->k_h * p->k_w * p->in_c);
+    int8_t *rows = (int8_t *)(patch + p->patch_stride);
     ed_pool_params band = *pool;
     int32_t oy;
     band.out_h = 1;

@@ -25,6 +25,8 @@ typedef struct {
     int32_t act_min, act_max;   /* fused activation as an int8 range */
     int32_t weights_transposed; /* conv only: 1 if weights are [k_h][k_w][in_c][out_c] */
     int32_t bias_has_offset;    /* conv only: bias already holds in_offset * (sum of the channel's weights) */
+    int32_t patch_stride;       /* conv only: int16 units of patch scratch for receptive fields (the DSP path
+                                   needs two int16 fields, the others one), before a fused pool's conv rows */
 } ed_conv_params;
 
 /* MAX_POOL_2D and AVERAGE_POOL_2D (input and output share scale and zero point). */
@@ -59,10 +61,7 @@ typedef struct {
     int32_t diff_min;
 } ed_softmax_params;
 
-/* Receptive fields a conv's patch scratch holds: the DSP path computes two output pixels at a time. */
-#define ED_CONV_PATCHES 2
-
-/* patch: scratch for ED_CONV_PATCHES * k_h * k_w * in_c int16 values (see ed_conv.c). */
+/* patch: scratch for p->patch_stride int16 values (see ed_conv.c). */
 void ed_conv2d(const ed_conv_params *p, const int8_t *input, const int8_t *weights,
                const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                int16_t *patch, int8_t *output);
@@ -73,7 +72,7 @@ void ed_conv2d_rows(const ed_conv_params *p, const int8_t *input, const int8_t *
                     int16_t *patch, int32_t oy_begin, int32_t oy_end, int8_t *output);
 
 /* CONV_2D then MAX_POOL_2D (pool->stride_h >= pool->f_h) without the conv's full output. patch: scratch
- * for ED_CONV_PATCHES * k_h * k_w * in_c int16 values followed by min(pool->f_h, out_h) * out_w * out_c int8 conv rows. */
+ * for p->patch_stride int16 values followed by min(pool->f_h, out_h) * out_w * out_c int8 conv rows. */
 void ed_conv2d_maxpool(const ed_conv_params *p, const ed_pool_params *pool, const int8_t *input,
                        const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
                        const int32_t *shift, int16_t *patch, int8_t *output);
