@@ -57,9 +57,10 @@ def test_every_target_folder_is_in_the_registry_with_its_boards() -> None:
         assert t.memory.stack_size < t.memory.ram_size and t.memory.flash_size >= 64 * 1024
         assert t.cpu_flags[0].startswith("-mcpu=") and "-mthumb" in t.cpu_flags
     assert targets.TARGETS["microbit"].kernels == "scalar" and targets.TARGETS["mps2-an385"].kernels == "scalar"
-    assert {targets.TARGETS[n].kernels for n in ("mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547",
-                                                 "stm32f4", "rp2350")} == {"dsp"}
-    assert targets.TARGETS["mps3-an547"].kernel_choices() == ("scalar", "dsp")
+    assert {targets.TARGETS[n].kernels for n in ("mps2-an386", "mps2-an500", "mps2-an505", "stm32f4",
+                                                 "rp2350")} == {"dsp"}
+    assert targets.TARGETS["mps3-an547"].kernels == "mve"
+    assert targets.TARGETS["mps3-an547"].kernel_choices() == ("scalar", "dsp", "mve")
     assert targets.BOARDS["netduinoplus2"].qemu_serial_index == 1
     assert set(targets.hardware_boards()) >= {"nucleo-f446re", "blackpill-f411"}
 
@@ -81,7 +82,7 @@ def test_the_make_config_carries_the_description(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("edit", "says"), [
-    (lambda s: s.replace('kernels = "dsp"', 'kernels = "neon"'), "kernels = 'neon' is not one of scalar, dsp"),
+    (lambda s: s.replace('kernels = "dsp"', 'kernels = "neon"'), "kernels = 'neon' is not one of scalar, dsp, mve"),
     (lambda s: s.replace('image = "bin"', 'image = "bin"\ncolour = "red"'), "unknown key(s) colour"),
     (lambda s: s.replace('stack_size = "8K"', 'stack_size = "8 kB"'), "'8 kB' is not a size"),
     (lambda s: s.replace('default_board = "{name}"', 'default_board = "other"'), "default_board 'other'"),
@@ -109,7 +110,7 @@ def test_a_folder_name_that_differs_from_the_name_is_refused(tmp_path: Path) -> 
 
 
 def test_builds_are_checked_against_the_descriptions() -> None:
-    assert resolve("mps3-an547", None, "scalar")[2] == "scalar"
+    assert resolve("mps3-an547", None, "scalar")[2] == "scalar" and resolve("mps3-an547")[2] == "mve"
     with pytest.raises(TargetError, match=r"microbit \(Cortex-M0\) cannot build 'dsp' kernels: choose from scalar"):
         resolve("microbit", None, "dsp")
     with pytest.raises(TargetError, match="unknown stm32f4 board 'microbit'"):
@@ -190,6 +191,8 @@ def test_energy_estimates_come_from_the_datasheet_figures_of_the_description() -
 
 
 def test_bench_shows_a_device_runs_energy_estimates_beside_mlperf_tiny() -> None:
+    from dataclasses import asdict
+
     from edge_digits.firmware import energy
     from edge_digits.measure import bench
 
@@ -197,7 +200,8 @@ def test_bench_shows_a_device_runs_energy_estimates_beside_mlperf_tiny() -> None
     summary = bench.device_summary({"clock_hz": 25_000_000, "count": 10, "accuracy": 1.0, "agreement": 1.0,
                                     "cycles_median": 62_500, "cycles_p99": 62_500, "cycle_note": "QEMU -icount",
                                     "instructions_median": 2.5e6, "info": {"board": "mps2-an386"},
-                                    "energy_estimates": est})
+                                    "energy_estimates": est,
+                                    "energy_references": [asdict(r) for r in energy.MLPERF_TINY]})
     report = bench.BenchReport(bench.system_facts(), [], None, summary, [])
     text = bench.markdown(report, "seed-cnn_int8")
     assert "ESTIMATED from datasheet run current" in text and "| blackpill-f411 | Cortex-M4F | 100 MHz |" in text

@@ -170,10 +170,10 @@ def validate_cmd(port_spec: str, baud: int, count: int, model: Path | None, time
         click.echo(f"stack high-water mark after the run: {result.stack_used_bytes} bytes")
     click.echo(f"note: {result.cycle_note}")
     for e in result.energy_estimates:
+        counted = f"{e['count']:,.0f} {e['count_is']}" + (" taken as cycles" if e["count_is"] != "cycles" else "")
         click.echo(f"energy per inference, ESTIMATE for {e['board']} ({e['core']} at {e['clock_hz'] / 1e6:.0f} MHz, "
-                   f"{e['current_ma']:g} mA at {e['supply_v']:g} V from its datasheet; {e['count']:,.0f} {e['count_is']}"
-                   f"{' taken as cycles' if e['count_is'] != 'cycles' else ''}): {e['time_ms']:.2f} ms, "
-                   f"{e['energy_uj']:.1f} uJ")
+                   f"{e['current_ma']:g} mA at {e['supply_v']:g} V from its datasheet; {counted}): "
+                   f"{e['time_ms']:.2f} ms, {e['energy_uj']:.1f} uJ")
     if result.energy_estimates:
         from edge_digits.firmware.energy import MLPERF_TINY
 

@@ -170,10 +170,10 @@ def build_firmware(target: str, model: Path, out: Path, board: str | None = None
     text = sections.get(".text", 0) + sections.get(".ARM.exidx", 0)
     data, bss, stack = sections.get(".data", 0), sections.get(".bss", 0), sections.get(".stack", 0)
     result = FirmwareBuild(
-        target=target, board=board, opt=opt, kernels=kernels, elf=str(out / "firmware.elf"), bin=str(out / "firmware.bin"), image=str(image),
-        model=str(model), model_sha256=engine.model_sha256, flash_bytes=text + data, text_bytes=text,
-        data_bytes=data, bss_bytes=bss, stack_reserved_bytes=stack, ram_static_bytes=data + bss,
-        engine_scratch_bytes=engine.scratch_bytes,
+        target=target, board=board, opt=opt, kernels=kernels, elf=str(out / "firmware.elf"),
+        bin=str(out / "firmware.bin"), image=str(image), model=str(model), model_sha256=engine.model_sha256,
+        flash_bytes=text + data, text_bytes=text, data_bytes=data, bss_bytes=bss, stack_reserved_bytes=stack,
+        ram_static_bytes=data + bss, engine_scratch_bytes=engine.scratch_bytes,
     )
     atomic_write_json(out / "build.json", result.to_dict())
     return result

@@ -196,6 +196,8 @@ class ValidationResult:
     info: dict[str, Any]
     # estimated energy per inference on the boards this count applies to (firmware.energy), marked estimates
     energy_estimates: list[dict[str, Any]]
+    # MLPerf Tiny's published figures for scale, beside the estimates (firmware.energy.MLPERF_TINY)
+    energy_references: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -285,7 +287,16 @@ def validate(
         device_errors=list(client.stats.device_errors),
         info=info,
         energy_estimates=[e.to_dict() for e in energy],
+        energy_references=_energy_references() if energy else [],
     )
+
+
+def _energy_references() -> list[dict[str, Any]]:
+    from dataclasses import asdict
+
+    from edge_digits.firmware.energy import MLPERF_TINY
+
+    return [asdict(r) for r in MLPERF_TINY]
 
 
 def _energy(board: str, cycles: float, instructions: float | None) -> list[Any]:
