@@ -89,6 +89,13 @@ static void ed_conv_pixel_blocked(const ed_conv_params *p, const int16_t *patch,
 }
 
 #if defined(ED_SIMD_DSP)
+/* The input row and column where output pixel i (raster order) starts its receptive field. */
+ED_HOT_INLINE void ed_pixel_origin(const ed_conv_params *p, int32_t i, int32_t *iy0, int32_t *ix0)
+{
+    *iy0 = (i / p->out_w) * p->stride_h - p->pad_h;
+    *ix0 = (i % p->out_w) * p->stride_w - p->pad_w;
+}
+
 /*
  * The receptive field of one pixel as int16 (x + offset), four channels at a time in the order SXTB16
  * unpacks weights, (x0, x2) then (x1, x3), 0 for padding. Two pixels share the patch interleaved, eight
@@ -221,9 +228,9 @@ static void ed_conv2d_pixels_dsp(const ed_conv_params *p, const int8_t *input, c
         const int32_t i_b = two ? i + 1 : i;
         int8_t *out_a = output + (i - first) * out_c;
         int8_t *out_b = out_a + out_c;
-        const int32_t ya = (i / p->out_w) * p->stride_h - p->pad_h, xa = (i % p->out_w) * p->stride_w - p->pad_w;
-        const int32_t yb = (i_b / p->out_w) * p->stride_h - p->pad_h;
-        const int32_t xb = (i_b % p->out_w) * p->stride_w - p->pad_w;
+        int32_t ya, xa, yb, xb;
+        ed_pixel_origin(p, i, &ya, &xa);
+        ed_pixel_origin(p, i_b, &yb, &xb);
         if (p->in_c % 4 == 0) {
             ed_gather_patch_dsp(p, input, ya, xa, patch);
             ed_gather_patch_dsp(p, input, yb, xb, patch + 4);
@@ -367,49 +374,29 @@ ED_HOT_INLINE void ed_store4_mve(int8_t *out, int32x4_t v, int32_t nc)
     }
 }
 
-/*
- * Two pixels' int8 patches pa, pb (n taps, n > 0) against two weight rows w0, w1: acc[0], acc[1] = pa.w0,
- * pa.w1 and acc[4], acc[5] = pb.w0, pb.w1 (acc[2], acc[3] untouched). A tail-predicated low-overhead loop (DLSTP/LETP: the last
- * step's lanes past n are off) of four loads and four VMLADAVAs, sixteen int8 multiply-adds each.
- * Hand-written because VMLADAVA accumulates only into even registers, which the compiler spills.
- */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter" /* a naked function reads its arguments in asm */
-__attribute__((naked, noinline)) static void ed_dot_2x2_mve(const int8_t *pa, const int8_t *pb, const int8_t *w0,
-                                                           const int8_t *w1, int32_t n, int32_t *acc)
+/* One weight row against both pixels' patches, for an odd last channel (none of the bundled models has one):
+ * intrinsics, as it runs at most once per pixel pair. */
+static void ed_dot_1x2_mve(const int8_t *pa, const int8_t *pb, const int8_t *w, int32_t n, int32_t *acc_a,
+                           int32_t *acc_b)
 {
-    __asm__ volatile(
-        "push {r4-r10, lr}\n\t"
-        "ldr r4, [sp, #32]\n\t"
-        "ldr r5, [sp, #36]\n\t"
-        "mov r7, r0\n\t"
-        "mov r9, r1\n\t"
-        "mov r1, r2\n\t"
-        "movs r0, #0\n\t"
-        "movs r2, #0\n\t"
-        "movs r6, #0\n\t"
-        "movs r8, #0\n\t"
-        "dlstp.8 lr, r4\n"
-        "1:\n\t"
-        "vldrb.8 q0, [r7], #16\n\t"
-        "vldrb.8 q1, [r9], #16\n\t"
-        "vldrb.8 q2, [r1], #16\n\t"
-        "vldrb.8 q3, [r3], #16\n\t"
-        "vmladava.s8 r0, q0, q2\n\t"
-        "vmladava.s8 r6, q1, q2\n\t"
-        "vmladava.s8 r2, q0, q3\n\t"
-        "vmladava.s8 r8, q1, q3\n\t"
-        "letp lr, 1b\n\t"
-        "strd r0, r2, [r5]\n\t"
-        "strd r6, r8, [r5, #16]\n\t"
-        "pop {r4-r10, pc}\n");
+    int32_t a = 0, b = 0, k;
+    for (k = 0; k < n; k += 16) {
+        const mve_pred16_t pr = vctp8q((uint32_t)(n - k));
+        const int8x16_t v = vldrbq_z_s8(w + k, pr);
+        a = vmladavaq_s8(a, vldrbq_z_s8(pa + k, pr), v);
+        b = vmladavaq_s8(b, vldrbq_z_s8(pb + k, pr), v);
+    }
+    *acc_a = a;
+    *acc_b = b;
 }
-#pragma GCC diagnostic pop
 
 /*
- * The same for `pairs` consecutive pairs of weight rows (w, w + n, then w + 2n, ...), pixel B's patch right
- * after pixel A's (pa + n): acc[2i], acc[2i + 1] = pa.w(2i), pa.w(2i + 1); acc[ED_MVE_CHUNK + 2i], ... the
- * same for pixel B. One call per chunk of channels, so the per-call cost is paid once, not per pair.
+ * Two pixels' int8 patches (n taps, n > 0; pixel B's right after pixel A's, pa + n) against `pairs`
+ * consecutive pairs of weight rows (w, w + n, then w + 2n, ...): acc[2i], acc[2i + 1] = pa.w(2i),
+ * pa.w(2i + 1); acc[ED_MVE_CHUNK + 2i], ... the same for pixel B. Per pair a tail-predicated low-overhead
+ * loop (DLSTP/LETP: the last step's lanes past n are off) of four loads and four VMLADAVAs, sixteen int8
+ * multiply-adds each; one call per chunk of channels, so the call's cost is paid once, not per pair.
+ * Hand-written because VMLADAVA accumulates only into even registers, which the compiler spills.
  */
 #define ED_MVE_CHUNK 16
 #pragma GCC diagnostic push
@@ -472,10 +459,11 @@ static void ed_conv2d_pixels_mve(const ed_conv_params *p, const int8_t *input, c
         const int32_t two = last - i >= 2;
         const int32_t i_b = two ? i + 1 : i;
         int8_t *out_a = output + (i - first) * out_c;
-        ed_gather_patch_mve(p, input, (i / p->out_w) * p->stride_h - p->pad_h,
-                            (i % p->out_w) * p->stride_w - p->pad_w, pa);
-        ed_gather_patch_mve(p, input, (i_b / p->out_w) * p->stride_h - p->pad_h,
-                            (i_b % p->out_w) * p->stride_w - p->pad_w, pb);
+        int32_t ya, xa, yb, xb;
+        ed_pixel_origin(p, i, &ya, &xa);
+        ed_pixel_origin(p, i_b, &yb, &xb);
+        ed_gather_patch_mve(p, input, ya, xa, pa);
+        ed_gather_patch_mve(p, input, yb, xb, pb);
         for (oc = 0; oc < out_c; oc += ED_MVE_CHUNK) {
             /* up to sixteen channels: their pairs in one call, an odd last channel against itself */
             const int32_t nc = out_c - oc < ED_MVE_CHUNK ? out_c - oc : ED_MVE_CHUNK;
@@ -485,10 +473,7 @@ static void ed_conv2d_pixels_mve(const ed_conv_params *p, const int8_t *input, c
                 ed_dot_pairs_mve(pa, w, n, acc, nc / 2);
             }
             if (nc & 1) {
-                int32_t last[8];
-                ed_dot_2x2_mve(pa, pb, w + (nc - 1) * n, w + (nc - 1) * n, n, last);
-                acc[nc - 1] = last[0];
-                acc[ED_MVE_CHUNK + nc - 1] = last[4];
+                ed_dot_1x2_mve(pa, pb, w + (nc - 1) * n, n, &acc[nc - 1], &acc[ED_MVE_CHUNK + nc - 1]);
             }
             for (j = 0; j < nc; j += 4) {
                 const int32_t n4 = nc - j < 4 ? nc - j : 4;
