@@ -89,10 +89,6 @@ class Target:
     # target-specific extras the image writer reads (e.g. the UF2 family and flash base of an RP2040)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def cpu(self) -> str:
-        return self.core
-
     def kernel_choices(self) -> tuple[str, ...]:
         """The kernel sets this core can build: its own and the simpler ones (a Helium core has DSP too)."""
         return KERNELS[:KERNELS.index(self.kernels) + 1]
@@ -254,10 +250,10 @@ def _c_value(name: str, value: int | str) -> str:
     return f"{value:#010x}u" if name.endswith(("_BASE", "_ADDR")) else f"{value}u"
 
 
-def target_header(target: Target, board: Board, kernels: str) -> str:
-    """``target.h``: the target's and board's ``config`` macros, its name and the kernel set, for the board code."""
+def target_header(target: Target, board: Board) -> str:
+    """``target.h``: the target's and board's ``config`` macros and their names, for the board code."""
     macros: dict[str, int | str] = {"ED_TARGET_NAME": target.name, "ED_BOARD_NAME": board.name,
-                                    "ED_KERNELS_NAME": kernels, **target.config, **board.config}
+                                    **target.config, **board.config}
     lines = [f"/* Generated from targets/{target.name}/target.toml (board {board.name}); do not edit. */",
              "#ifndef ED_TARGET_H", "#define ED_TARGET_H", ""]
     lines += [f"#define {k} {_c_value(k, v)}" for k, v in macros.items()]
@@ -320,7 +316,7 @@ def write_make_config(target: str, board: str | None, kernels: str | None, confi
     """Write ``target.mk``, ``target.h`` and ``link.ld`` for one build into ``config_dir``; returns target.mk."""
     t, b, k = resolve(target, board, kernels)
     config_dir.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(config_dir / "target.h", target_header(t, b, k))
+    _write_if_changed(config_dir / "target.h", target_header(t, b))
     _write_if_changed(config_dir / "link.ld", linker_script(t))
     _write_if_changed(config_dir / "target.mk", make_fragment(t, b, k, config_dir))
     return config_dir / "target.mk"
