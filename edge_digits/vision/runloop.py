@@ -166,9 +166,7 @@ class _Outputs:
             if self._video is None:
                 path = Path(o.save_video)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                # VideoWriter_fourcc: a runtime alias of VideoWriter.fourcc that the OpenCV stubs omit
-                fourcc = cv2.VideoWriter_fourcc(  # type: ignore[attr-defined]
-                    *("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
+                fourcc = cv2.VideoWriter.fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
                 self._video_size = (view.shape[1], view.shape[0])
                 self._video = cv2.VideoWriter(str(path), fourcc, 15.0, self._video_size)
                 if not self._video.isOpened():

@@ -166,7 +166,7 @@ def compose_set(out: Path, kind: str, count: int, seed: int = 0, scenes: Path | 
 def crop_corners(scene: np.ndarray, crop: np.ndarray) -> tuple[Quad, float]:
     """Where a person's flattened crop of the page lies in the scene: corners found by SIFT matches and a
     RANSAC homography, and the crop's correlation with the scene warped back through it."""
-    sift = cv2.SIFT_create(4000)  # type: ignore[attr-defined]  # a runtime alias of SIFT.create the stubs omit
+    sift = cv2.SIFT.create(4000)
     g_scene = cv2.cvtColor(scene, cv2.COLOR_BGR2GRAY)
     g_crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     ks, ds = sift.detectAndCompute(g_scene, None)

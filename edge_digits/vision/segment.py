@@ -112,8 +112,7 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
     bg = cv2.blur(bg, (k, k))
-    # the stub types src2 as an array only; OpenCV takes a scalar there too
-    bg = cv2.max(cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR), 16)  # type: ignore[call-overload]
+    bg = np.maximum(cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8(16))
     return cv2.divide(cv2.subtract(bg, grey), bg, scale=255)
 
 
