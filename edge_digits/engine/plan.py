@@ -22,7 +22,7 @@ planned and the smallest peak kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import combinations
 
 from edge_digits.engine.dot import DOT_KERNEL, dot_patch_bytes
@@ -57,8 +57,8 @@ class MemoryPlan:
     disjoint_bound: int
     copies: tuple[int, ...]
     leads: dict[tuple[int, int], int]
-    revs: dict[tuple[int, int], int] = field(default_factory=dict)
-    reversed_layers: tuple[int, ...] = ()
+    revs: dict[tuple[int, int], int]
+    reversed_layers: tuple[int, ...]
 
 
 def patch_key(layer: Layer) -> int:
@@ -202,10 +202,12 @@ def _peak(offsets: dict[int, int], sizes: dict[int, int]) -> int:
 
 
 def improve_order(sizes: dict[int, int], lifetimes: dict[int, tuple[int, int]], leads: dict[tuple[int, int], int],
-                  revs: dict[tuple[int, int], int], order: list[int], budget: int) -> tuple[int, list[int]]:
-    """The smallest peak found by moving one buffer to another place in the order, repeated while
-    it helps and at most ``budget`` placements are tried (greedy placement is order-sensitive)."""
-    best = _peak(place(sizes, lifetimes, leads, order, revs), sizes)
+                  revs: dict[tuple[int, int], int], order: list[int], budget: int) -> tuple[int, dict[int, int]]:
+    """The smallest peak, and its offsets, found by moving one buffer to another place in the order,
+    repeated while it helps and at most ``budget`` placements are tried (greedy placement is
+    order-sensitive)."""
+    offsets = place(sizes, lifetimes, leads, order, revs)
+    best = _peak(offsets, sizes)
     tried, improved = 0, True
     while improved and tried < budget:
         improved = False
@@ -216,10 +218,11 @@ def improve_order(sizes: dict[int, int], lifetimes: dict[int, tuple[int, int]], 
                 moved = order[:i] + order[i + 1:]
                 moved.insert(j, order[i])
                 tried += 1
-                peak = _peak(place(sizes, lifetimes, leads, moved, revs), sizes)
+                placed = place(sizes, lifetimes, leads, moved, revs)
+                peak = _peak(placed, sizes)
                 if peak < best:
-                    best, order, improved = peak, moved, True
-    return best, order
+                    best, order, offsets, improved = peak, moved, placed, True
+    return best, offsets
 
 
 def plan_memory(graph: Graph, search: int = 2000, reverse: bool = True) -> MemoryPlan:
@@ -269,9 +272,8 @@ def plan_memory(graph: Graph, search: int = 2000, reverse: bool = True) -> Memor
         sorted(sizes, key=lambda b: (-lifetimes[b][1], -lifetimes[b][0], -sizes[b], b)),
         sorted(sizes, key=lambda b: (lifetimes[b][0], -sizes[b], b)),
     ]
-    best_peak, best_order = min((improve_order(sizes, lifetimes, leads, revs, order, search) for order in orders),
-                                key=lambda r: r[0])
-    best = place(sizes, lifetimes, leads, best_order, revs)
+    best_peak, best = min((improve_order(sizes, lifetimes, leads, revs, order, search) for order in orders),
+                          key=lambda r: r[0])
     steps = range(len(graph.layers))
     bound = max((sum(sizes[b] for b in sizes if lifetimes[b][0] <= s <= lifetimes[b][1]) for s in steps), default=0)
     placements: dict[int, Placement] = {}
